@@ -1,0 +1,110 @@
+//! The handlers: API version check, health, and GET/HEAD of manifests and blobs.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt as _;
+use oci::{ByteRange, Digest, DistributionPath, Kind, RangeParse, Reference};
+
+use crate::Registry;
+use crate::error::ApiError;
+
+const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+
+/// `GET /v2/`: tells clients this is a registry speaking the distribution API.
+pub(crate) async fn api_version() -> impl IntoResponse {
+    ([API_VERSION, (header::CONTENT_TYPE.as_str(), "application/json")], "{}")
+}
+
+/// `GET /livez`: the process is up and its HTTP server answers.
+pub(crate) async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 200 when the node should receive traffic, 503 with the reason otherwise.
+pub(crate) async fn readyz(State(state): State<Arc<Registry>>) -> Response {
+    match (state.readiness)() {
+        Ok(()) => "ok\n".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+    }
+}
+
+/// Every other path: manifests and blobs under `/v2/`, and a 404 with an OCI body for the rest.
+pub(crate) async fn distribution(
+    State(state): State<Arc<Registry>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !uri.path().starts_with("/v2/") {
+        return Err(ApiError::NoRoute);
+    }
+    let head = match method {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    let path = DistributionPath::parse(uri.path(), uri.query())?;
+    let unknown = || ApiError::Unknown { kind: path.kind, reference: path.reference.to_string() };
+
+    let digest: Digest = match &path.reference {
+        Reference::Digest(d) => d.clone(),
+        Reference::Tag(_) => {
+            let key = path.full_reference();
+            state.store.resolve(&key).await?.ok_or_else(unknown)?
+        }
+    };
+    let info = state.store.describe(&digest).await?.ok_or_else(unknown)?;
+    if path.kind == Kind::Manifest && !info.is_manifest() {
+        return Err(unknown());
+    }
+
+    let range = match (path.kind, headers.get(header::RANGE).and_then(|v| v.to_str().ok())) {
+        (Kind::Blob, Some(h)) => match ByteRange::parse(h) {
+            RangeParse::Single(r) => Some(
+                r.resolve(info.size)
+                    .map_err(|e| ApiError::RangeNotSatisfiable { size: e.size })?,
+            ),
+            RangeParse::Ignore => None,
+        },
+        _ => None,
+    };
+
+    let content_type = match path.kind {
+        Kind::Manifest => info.media_type.clone().unwrap_or_default(),
+        Kind::Blob => oci::media_type::OCTET_STREAM.to_owned(),
+    };
+    let length = range.map_or(info.size, |(first, last)| last - first + 1);
+    let mut builder = Response::builder()
+        .status(if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK })
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, length)
+        .header("docker-content-digest", digest.to_string())
+        .header(header::ETAG, format!("\"{digest}\""))
+        .header(API_VERSION.0, API_VERSION.1);
+    if path.kind == Kind::Blob {
+        builder = builder.header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if let Some((first, last)) = range {
+        builder = builder.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{}", info.size));
+    }
+
+    let body = if head {
+        Body::empty()
+    } else {
+        let content = state.store.open(&digest, range).await?.ok_or_else(unknown)?;
+        let served = state.metrics.bytes_counter("local");
+        Body::from_stream(content.stream.inspect_ok(move |b| {
+            served.inc_by(b.len() as u64);
+        }))
+    };
+    let mut response = builder.body(body).expect("headers built from valid values");
+    if head {
+        // axum drops the body of a HEAD response but must keep the length of the GET.
+        response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    Ok(response)
+}

@@ -1,0 +1,76 @@
+//! Speil's HTTP side: the pull half of the OCI distribution API (`/v2/…`), health endpoints,
+//! and the mapping of every failure to an OCI error body, served from a [`store::ContentStore`].
+
+mod error;
+mod handlers;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use store::ContentStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// Answers whether the node is ready for traffic, and if not, why (shown by `/readyz`).
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Everything the registry's handlers share.
+pub struct Registry {
+    store: Arc<dyn ContentStore>,
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+impl Registry {
+    /// A registry serving `store`, counting into `metrics`, ready whenever `readiness` says so.
+    pub fn new(store: Arc<dyn ContentStore>, metrics: Metrics, readiness: Readiness) -> Self {
+        Registry { store, metrics, readiness }
+    }
+
+    /// The HTTP routes: `/v2/…`, `/readyz`, `/livez`; everything else is a 404 with an OCI body.
+    pub fn router(self) -> Router {
+        let state = Arc::new(self);
+        Router::new()
+            .route("/v2", get(handlers::api_version))
+            .route("/v2/", get(handlers::api_version))
+            .route("/readyz", get(handlers::readyz))
+            .route("/livez", get(handlers::livez))
+            .fallback(handlers::distribution)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+            .with_state(state)
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and lets
+/// in-flight responses finish (the caller bounds how long it waits for that).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        // Small manifest responses must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// Counts every request by handler, method and status, and times it to its response headers.
+async fn observe(State(state): State<Arc<Registry>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let handler = metrics::handler_of(req.uri().path());
+    let response = next.run(req).await;
+    state.metrics.observe(handler, &method, response.status(), started.elapsed());
+    response
+}

@@ -1,0 +1,47 @@
+//! `speil demo`: writes a small sample image (an index over two platforms) into a local OCI
+//! directory, prints how to pull it, and runs a node serving that directory.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use store::layout::{self, LayoutWriter};
+
+use crate::cli::DemoArgs;
+
+/// The sample image's name.
+pub(crate) const SAMPLE: &str = "example.com/speil/hello:1.0";
+
+/// Writes the sample image, then runs the node.
+pub(crate) fn main(mut args: DemoArgs) -> anyhow::Result<()> {
+    write_sample(&args.dir).with_context(|| format!("writing the sample image to {}", args.dir.display()))?;
+    let addr = args.run.registry_addr;
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    eprintln!(
+        "Serving {SAMPLE} from {dir}. Pull it with:\n\
+         \n  skopeo copy --src-tls-verify=false --all docker://{host}:{port}/{SAMPLE} oci:/tmp/hello\n\
+         \nor look at it with:\n\
+         \n  curl -s http://{host}:{port}/v2/speil/hello/manifests/1.0?ns=example.com\n",
+        dir = args.dir.display(),
+        port = addr.port(),
+    );
+    args.run.oci_dir = Some(args.dir);
+    super::run::main(args.run)
+}
+
+/// Writes a two-platform image of one small layer each into `dir`, named [`SAMPLE`].
+fn write_sample(dir: &Path) -> anyhow::Result<()> {
+    let mut w = LayoutWriter::open(dir)?;
+    let mut platforms = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let text = format!("Hello from Speil, {arch}!\n");
+        let tar = layout::layer_tar(&[("hello.txt", text.as_bytes())])?;
+        let layer = w.blob(oci::media_type::OCI_LAYER_TAR, &tar)?;
+        let config = layout::image_config("linux", arch, std::slice::from_ref(&layer));
+        let config = w.blob(oci::media_type::OCI_CONFIG, &config)?;
+        let manifest = w.manifest(&config, &[layer])?;
+        platforms.push((manifest, "linux", arch));
+    }
+    let index = w.image_index(&platforms)?;
+    w.tag(&index, SAMPLE)?;
+    Ok(())
+}

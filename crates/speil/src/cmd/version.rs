@@ -1,0 +1,6 @@
+//! `speil version`.
+
+/// Prints the version.
+pub(crate) fn main() {
+    println!("speil {}", env!("CARGO_PKG_VERSION"));
+}

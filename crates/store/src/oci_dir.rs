@@ -1,0 +1,376 @@
+//! A [`ContentStore`] over an OCI image-layout directory (`oci-layout`, `index.json`,
+//! `blobs/<alg>/<hex>`), such as `skopeo copy … oci:DIR:NAME` writes.
+//!
+//! `index.json` is polled (a `stat` per interval) and re-read when it changes, so images added or
+//! removed while Speil runs are picked up within one interval. Manifests are small and are held in
+//! memory; blobs are streamed from disk.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest};
+use oci::{Digest, ImageReference};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::file_stream::FileStream;
+use crate::{Content, ContentStore, Error, Event, Image, Info};
+
+/// The largest `index.json` read; a layout with more images than fit is malformed for Speil.
+const MAX_INDEX_SIZE: u64 = 64 * 1024 * 1024;
+/// containerd's annotation holding an image's full name.
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// The OCI annotation holding a tag or, as skopeo writes it, a full reference.
+const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// How many store events may wait for a slow watcher before it is sent a fresh listing instead.
+const EVENT_BUFFER: usize = 256;
+
+/// An OCI image-layout directory served read-only.
+#[derive(Clone)]
+pub struct OciDir {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    snapshot: RwLock<Arc<Snapshot>>,
+    events: broadcast::Sender<Event>,
+}
+
+/// Identity of the `index.json` last read: a change of any of these means it was rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    stamp: Option<Stamp>,
+    tags: HashMap<String, Digest>,
+    manifests: HashMap<Digest, (String, Bytes)>,
+    images: Vec<Image>,
+}
+
+#[derive(Deserialize)]
+struct IndexJson {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+impl OciDir {
+    /// Opens the layout at `root` and keeps it current by checking `index.json` every
+    /// `poll_interval` until `shutdown` is cancelled or the store is dropped.
+    ///
+    /// Fails when `root` is not an OCI image layout or its `index.json` is malformed.
+    pub async fn open(
+        root: impl Into<PathBuf>,
+        poll_interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<OciDir, Error> {
+        let root = root.into();
+        let loaded = {
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || load(&root))
+                .await
+                .map_err(|e| Error::Io { path: PathBuf::new(), source: io::Error::other(e) })??
+        };
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let inner =
+            Arc::new(Inner { root, snapshot: RwLock::new(Arc::new(loaded)), events });
+        tokio::spawn(refresh(Arc::downgrade(&inner), poll_interval, shutdown));
+        Ok(OciDir { inner })
+    }
+
+    /// The layout's directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.read().expect("snapshot lock poisoned").clone()
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.inner.root.join("blobs").join(digest.blob_path())
+    }
+}
+
+#[async_trait]
+impl ContentStore for OciDir {
+    async fn resolve(&self, reference: &str) -> Result<Option<Digest>, Error> {
+        Ok(self.snapshot().tags.get(reference).cloned())
+    }
+
+    async fn describe(&self, digest: &Digest) -> Result<Option<Info>, Error> {
+        if let Some((media_type, bytes)) = self.snapshot().manifests.get(digest) {
+            return Ok(Some(Info {
+                size: bytes.len() as u64,
+                media_type: Some(media_type.clone()),
+            }));
+        }
+        let path = self.blob_path(digest);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(Info { size: m.len(), media_type: None })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    async fn open(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<Content>, Error> {
+        if let Some((_, bytes)) = self.snapshot().manifests.get(digest) {
+            let size = bytes.len() as u64;
+            let (first, last) = range.unwrap_or((0, size.saturating_sub(1)));
+            let slice = if size == 0 {
+                Bytes::new()
+            } else {
+                bytes.slice(first as usize..=(last as usize).min(bytes.len() - 1))
+            };
+            let stream = futures::stream::once(async move { Ok(slice) });
+            return Ok(Some(Content { size, range, stream: Box::pin(stream) }));
+        }
+        let path = self.blob_path(digest);
+        let opened = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || -> io::Result<Option<(std::fs::File, u64)>> {
+                let file = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let meta = file.metadata()?;
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                Ok(Some((file, meta.len())))
+            }
+        })
+        .await
+        .map_err(|e| Error::Io { path: path.clone(), source: io::Error::other(e) })?;
+        let Some((file, size)) = opened.map_err(|source| Error::Io { path: path.clone(), source })?
+        else {
+            return Ok(None);
+        };
+        let (first, len) = match range {
+            Some((first, last)) => (first, last.saturating_sub(first) + 1),
+            None => (0, size),
+        };
+        let stream = FileStream::new(file, first, len).map_err(|source| Error::Io { path, source })?;
+        Ok(Some(Content { size, range, stream: Box::pin(stream) }))
+    }
+
+    async fn images(&self) -> Result<Vec<Image>, Error> {
+        Ok(self.snapshot().images.clone())
+    }
+
+    fn watch(&self) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let mut events = self.inner.events.subscribe();
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut listing = Some(store.snapshot().images.clone());
+            loop {
+                if let Some(images) = listing.take()
+                    && tx.send(Event::Listed(images)).await.is_err()
+                {
+                    return;
+                }
+                let event = tokio::select! {
+                    e = events.recv() => e,
+                    () = tx.closed() => return,
+                };
+                match event {
+                    Ok(e) => {
+                        if tx.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        listing = Some(store.snapshot().images.clone());
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Re-reads `index.json` whenever it changes, publishing what changed, until shutdown.
+async fn refresh(inner: Weak<Inner>, interval: Duration, shutdown: CancellationToken) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let index = inner.root.join("index.json");
+        let stamp = tokio::fs::metadata(&index).await.ok().map(|m| stamp_of(&m));
+        let current = inner.snapshot.read().expect("snapshot lock poisoned").clone();
+        if stamp == current.stamp && !failing {
+            continue;
+        }
+        let root = inner.root.clone();
+        let loaded = match tokio::task::spawn_blocking(move || load(&root)).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Io { path: index.clone(), source: io::Error::other(e) }),
+        };
+        match loaded {
+            Ok(next) => {
+                if failing {
+                    tracing::info!(path = %index.display(), "image layout readable again");
+                }
+                failing = false;
+                let events = diff(&current.images, &next.images);
+                *inner.snapshot.write().expect("snapshot lock poisoned") = Arc::new(next);
+                for e in events {
+                    // No subscriber is fine: nobody is watching yet.
+                    let _ = inner.events.send(e);
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "image layout unreadable, serving what was last read");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+fn stamp_of(m: &std::fs::Metadata) -> Stamp {
+    Stamp {
+        ino: m.ino(),
+        len: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    }
+}
+
+/// Events that turn the image list `old` into `new`.
+fn diff(old: &[Image], new: &[Image]) -> Vec<Event> {
+    let old_set: HashSet<&Image> = old.iter().collect();
+    let new_set: HashSet<&Image> = new.iter().collect();
+    let deleted = old.iter().filter(|i| !new_set.contains(i)).cloned().map(Event::Deleted);
+    let created = new.iter().filter(|i| !old_set.contains(i)).cloned().map(Event::Created);
+    deleted.chain(created).collect()
+}
+
+fn malformed(path: &Path, reason: impl ToString) -> Error {
+    Error::Malformed { path: path.to_owned(), reason: reason.to_string() }
+}
+
+/// Reads the whole layout: `index.json`, then every manifest reachable from it.
+fn load(root: &Path) -> Result<Snapshot, Error> {
+    let layout = root.join("oci-layout");
+    if !layout.is_file() {
+        return Err(malformed(root, "not an OCI image layout: no oci-layout file"));
+    }
+    let index_path = root.join("index.json");
+    let io_err = |source| Error::Io { path: index_path.clone(), source };
+    let meta = std::fs::metadata(&index_path).map_err(io_err)?;
+    if meta.len() > MAX_INDEX_SIZE {
+        return Err(malformed(&index_path, format!("larger than {MAX_INDEX_SIZE} bytes")));
+    }
+    let bytes = std::fs::read(&index_path).map_err(io_err)?;
+    let index: IndexJson =
+        serde_json::from_slice(&bytes).map_err(|e| malformed(&index_path, e))?;
+
+    let mut snap = Snapshot { stamp: Some(stamp_of(&meta)), ..Snapshot::default() };
+    for desc in index.manifests {
+        if !oci::media_type::is_manifest(&desc.media_type) {
+            continue;
+        }
+        let mut contents = Vec::new();
+        let mut seen = HashSet::new();
+        walk(root, &desc, &mut snap.manifests, &mut contents, &mut seen);
+        if !contents.contains(&desc.digest) {
+            tracing::debug!(digest = %desc.digest, "image in index.json lacks its manifest");
+            continue;
+        }
+        let name = image_name(&desc);
+        if let Some(key) = name.as_ref().and_then(ImageReference::tag_key) {
+            snap.tags.insert(key, desc.digest.clone());
+        }
+        snap.images.push(Image { name, digest: desc.digest, contents });
+    }
+    Ok(snap)
+}
+
+/// The image's full reference from its annotations, when it has one with a tag.
+fn image_name(desc: &Descriptor) -> Option<ImageReference> {
+    let annotations = desc.annotations.as_ref()?;
+    [CONTAINERD_NAME, OCI_REF_NAME]
+        .iter()
+        .filter_map(|k| annotations.get(*k))
+        .filter_map(|v| v.parse::<ImageReference>().ok())
+        .find(|r| r.tag.is_some())
+}
+
+/// Collects into `contents` every digest reachable from `desc` that exists in the layout,
+/// caching manifests (verified against their digests) in `manifests`.
+fn walk(
+    root: &Path,
+    desc: &Descriptor,
+    manifests: &mut HashMap<Digest, (String, Bytes)>,
+    contents: &mut Vec<Digest>,
+    seen: &mut HashSet<Digest>,
+) {
+    if !seen.insert(desc.digest.clone()) {
+        return;
+    }
+    let path = root.join("blobs").join(desc.digest.blob_path());
+    if !oci::media_type::is_manifest(&desc.media_type) {
+        if path.is_file() {
+            contents.push(desc.digest.clone());
+        }
+        return;
+    }
+    let parsed = match manifests.get(&desc.digest) {
+        Some((_, bytes)) => Manifest::parse(bytes).ok(),
+        None => match read_manifest(&path, &desc.digest) {
+            Some(bytes) => {
+                let parsed = Manifest::parse(&bytes).ok();
+                if let Some(m) = &parsed {
+                    manifests.insert(desc.digest.clone(), (m.media_type.clone(), bytes));
+                }
+                parsed
+            }
+            None => None,
+        },
+    };
+    let Some(manifest) = parsed else { return };
+    contents.push(desc.digest.clone());
+    for child in &manifest.references {
+        walk(root, child, manifests, contents, seen);
+    }
+}
+
+/// A manifest's bytes, if present, not too large, and matching its digest.
+fn read_manifest(path: &Path, digest: &Digest) -> Option<Bytes> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_MANIFEST_SIZE {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = digest.hasher();
+    h.update(&bytes);
+    if h.finish() != *digest {
+        tracing::warn!(path = %path.display(), "manifest does not match its digest, ignoring it");
+        return None;
+    }
+    Some(Bytes::from(bytes))
+}
