@@ -123,7 +123,10 @@ impl FromStr for Digest {
         if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(DigestError::NotHex);
         }
-        Ok(Digest { algorithm, hex: hex.into() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.into(),
+        })
     }
 }
 
@@ -185,7 +188,10 @@ impl Hasher {
             HasherInner::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
             HasherInner::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
         };
-        Digest { algorithm, hex: hex.into() }
+        Digest {
+            algorithm,
+            hex: hex.into(),
+        }
     }
 }
 
@@ -231,7 +237,10 @@ mod tests {
             assert!(bad.parse::<Digest>().is_err(), "{bad:?} parsed");
         }
         let huge = format!("sha256:{}", "a".repeat(10_000));
-        assert!(matches!(huge.parse::<Digest>(), Err(DigestError::WrongLength { .. })));
+        assert!(matches!(
+            huge.parse::<Digest>(),
+            Err(DigestError::WrongLength { .. })
+        ));
     }
 
     #[test]

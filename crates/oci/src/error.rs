@@ -67,7 +67,11 @@ impl ErrorBody {
     /// A body with one error.
     pub fn new(code: ErrorCode, message: impl Into<String>, detail: serde_json::Value) -> Self {
         ErrorBody {
-            errors: vec![ErrorInfo { code: code.as_str(), message: message.into(), detail }],
+            errors: vec![ErrorInfo {
+                code: code.as_str(),
+                message: message.into(),
+                detail,
+            }],
         }
     }
 

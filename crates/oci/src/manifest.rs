@@ -82,7 +82,10 @@ impl Manifest {
             let config = raw.config.ok_or(ManifestError::NotAManifest)?;
             std::iter::once(config).chain(raw.layers).collect()
         };
-        Ok(Manifest { media_type, references })
+        Ok(Manifest {
+            media_type,
+            references,
+        })
     }
 }
 
@@ -108,7 +111,10 @@ mod tests {
         );
         let m = Manifest::parse(manifest.as_bytes()).unwrap();
         assert_eq!(m.media_type, media_type::OCI_MANIFEST);
-        assert_eq!(m.references.iter().map(|d| d.size).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            m.references.iter().map(|d| d.size).collect::<Vec<_>>(),
+            [1, 2]
+        );
     }
 
     #[test]
@@ -121,9 +127,16 @@ mod tests {
             br#"{"schemaVersion":2,"mediaType":"text/plain"}"#,
             br#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:..","size":1}]}"#,
         ] {
-            assert!(Manifest::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Manifest::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let big = vec![b' '; MAX_MANIFEST_SIZE as usize + 1];
-        assert!(matches!(Manifest::parse(&big), Err(ManifestError::TooLarge)));
+        assert!(matches!(
+            Manifest::parse(&big),
+            Err(ManifestError::TooLarge)
+        ));
     }
 }

@@ -60,7 +60,11 @@ impl FromStr for Registry {
             return Err(NameError::Empty(WHAT));
         }
         if s.len() > Self::MAX_LEN {
-            return Err(NameError::TooLong { what: WHAT, len: s.len(), max: Self::MAX_LEN });
+            return Err(NameError::TooLong {
+                what: WHAT,
+                len: s.len(),
+                max: Self::MAX_LEN,
+            });
         }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (v6, after) = rest.split_once(']').ok_or(NameError::Grammar(WHAT))?;
@@ -186,7 +190,11 @@ impl FromStr for Repository {
             return Err(NameError::Empty(WHAT));
         }
         if s.len() > Self::MAX_LEN {
-            return Err(NameError::TooLong { what: WHAT, len: s.len(), max: Self::MAX_LEN });
+            return Err(NameError::TooLong {
+                what: WHAT,
+                len: s.len(),
+                max: Self::MAX_LEN,
+            });
         }
         if !s.split('/').all(valid_component) {
             return Err(NameError::Grammar(WHAT));
@@ -231,7 +239,11 @@ impl FromStr for Tag {
             return Err(NameError::Empty(WHAT));
         }
         if b.len() > Self::MAX_LEN {
-            return Err(NameError::TooLong { what: WHAT, len: b.len(), max: Self::MAX_LEN });
+            return Err(NameError::TooLong {
+                what: WHAT,
+                len: b.len(),
+                max: Self::MAX_LEN,
+            });
         }
         let first_ok = b[0].is_ascii_alphanumeric() || b[0] == b'_';
         let rest_ok = b[1..]
@@ -262,7 +274,14 @@ mod tests {
 
     #[test]
     fn repository_grammar() {
-        for ok in ["a", "team/app", "library/nginx", "a.b_c__d--e/f-g", "0/1/2", "x---y"] {
+        for ok in [
+            "a",
+            "team/app",
+            "library/nginx",
+            "a.b_c__d--e/f-g",
+            "0/1/2",
+            "x---y",
+        ] {
             assert!(ok.parse::<Repository>().is_ok(), "{ok} rejected");
         }
         for bad in [
@@ -272,7 +291,10 @@ mod tests {
             assert!(bad.parse::<Repository>().is_err(), "{bad:?} accepted");
         }
         let long = "a".repeat(10 * 1024);
-        assert!(matches!(long.parse::<Repository>(), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            long.parse::<Repository>(),
+            Err(NameError::TooLong { .. })
+        ));
     }
 
     #[test]
@@ -287,11 +309,29 @@ mod tests {
 
     #[test]
     fn registry_grammar() {
-        for ok in ["docker.io", "localhost", "localhost:5000", "127.0.0.1:5000", "[::1]:5000"] {
+        for ok in [
+            "docker.io",
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+        ] {
             assert!(ok.parse::<Registry>().is_ok(), "{ok} rejected");
         }
-        assert_eq!("Example.COM".parse::<Registry>().unwrap().as_str(), "example.com");
-        for bad in ["", "a..b", "-a.com", "a.com:", "a.com:99999", "a.com:x", "[zz]:1", "a/b"] {
+        assert_eq!(
+            "Example.COM".parse::<Registry>().unwrap().as_str(),
+            "example.com"
+        );
+        for bad in [
+            "",
+            "a..b",
+            "-a.com",
+            "a.com:",
+            "a.com:99999",
+            "a.com:x",
+            "[zz]:1",
+            "a/b",
+        ] {
             assert!(bad.parse::<Registry>().is_err(), "{bad:?} accepted");
         }
     }

@@ -93,13 +93,23 @@ impl DistributionPath {
             return Err(PathError::TooLong);
         }
         let rest = path.strip_prefix("/v2/").ok_or(PathError::NotFound)?;
-        let (name, reference) = rest.rsplit_once('/').ok_or(PathError::NotFound)?;
-        let (name, kind) = name.rsplit_once('/').ok_or(PathError::NotFound)?;
-        let kind = match kind {
-            "manifests" => Kind::Manifest,
-            "blobs" => Kind::Blob,
-            _ => return Err(PathError::NotFound),
+        // The last `/manifests/` or `/blobs/` splits name from reference, so a reference holding
+        // a `/` (such as `sha256:../../etc/passwd`) is reported as the bad reference it is.
+        let split = |marker: &str, kind| rest.rfind(marker).map(|i| (i, marker.len(), kind));
+        let (at, len, kind) = match (
+            split("/manifests/", Kind::Manifest),
+            split("/blobs/", Kind::Blob),
+        ) {
+            (Some(m), Some(b)) => {
+                if m.0 > b.0 {
+                    m
+                } else {
+                    b
+                }
+            }
+            (m, b) => m.or(b).ok_or(PathError::NotFound)?,
         };
+        let (name, reference) = (&rest[..at], &rest[at + len..]);
         let reference = match kind {
             Kind::Blob => Reference::Digest(reference.parse()?),
             Kind::Manifest if reference.contains(':') => Reference::Digest(reference.parse()?),
@@ -120,7 +130,12 @@ impl DistributionPath {
         if registry == Registry::docker_hub() {
             repository = repository.for_docker_hub();
         }
-        Ok(DistributionPath { registry, repository, kind, reference })
+        Ok(DistributionPath {
+            registry,
+            repository,
+            kind,
+            reference,
+        })
     }
 
     /// The full reference this path names: `registry/repository:tag` or `…@digest`.

@@ -127,7 +127,11 @@ mod tests {
     #[test]
     fn unsatisfiable() {
         for h in ["bytes=100-", "bytes=100-200", "bytes=-0"] {
-            assert_eq!(single(h).resolve(100), Err(Unsatisfiable { size: 100 }), "{h}");
+            assert_eq!(
+                single(h).resolve(100),
+                Err(Unsatisfiable { size: 100 }),
+                "{h}"
+            );
         }
         assert!(single("bytes=0-").resolve(0).is_err());
         assert!(single("bytes=-5").resolve(0).is_err());
@@ -146,8 +150,17 @@ mod tests {
     #[test]
     fn malformed_and_multiple_ranges_are_ignored() {
         for h in [
-            "", "bytes", "bytes=", "bytes=-", "bytes=a-b", "bytes=5-1", "items=0-1", "bytes=0-1,3-4",
-            "bytes=--1", "bytes=+1-2", "bytes=0x10-",
+            "",
+            "bytes",
+            "bytes=",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=5-1",
+            "items=0-1",
+            "bytes=0-1,3-4",
+            "bytes=--1",
+            "bytes=+1-2",
+            "bytes=0x10-",
         ] {
             assert_eq!(ByteRange::parse(h), RangeParse::Ignore, "{h}");
         }

@@ -41,7 +41,9 @@ impl ImageReference {
     /// `registry/repository:tag`, the key under which a tag is resolved and advertised; `None`
     /// for a reference without a tag.
     pub fn tag_key(&self) -> Option<String> {
-        self.tag.as_ref().map(|t| format!("{}/{}:{}", self.registry, self.repository, t))
+        self.tag
+            .as_ref()
+            .map(|t| format!("{}/{}:{}", self.registry, self.repository, t))
     }
 }
 
@@ -72,7 +74,12 @@ impl FromStr for ImageReference {
         if registry == Registry::docker_hub() {
             repository = repository.for_docker_hub();
         }
-        Ok(ImageReference { registry, repository, tag, digest })
+        Ok(ImageReference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 }
 
@@ -109,7 +116,14 @@ mod tests {
 
     #[test]
     fn rejects_partial_references() {
-        for bad in ["1.0", "team/app:1.0", "app:1.0", "example.com/app", "example.com/:1", "x.y/A:1"] {
+        for bad in [
+            "1.0",
+            "team/app:1.0",
+            "app:1.0",
+            "example.com/app",
+            "example.com/:1",
+            "x.y/A:1",
+        ] {
             assert!(bad.parse::<ImageReference>().is_err(), "{bad} accepted");
         }
     }

@@ -101,7 +101,10 @@ impl IntoResponse for ApiError {
         let body = ErrorBody::new(code, message, detail).to_json();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         match self {
             ApiError::RangeNotSatisfiable { size } => {
                 let v = HeaderValue::from_str(&format!("bytes */{size}"))

@@ -16,7 +16,13 @@ const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/
 
 /// `GET /v2/`: tells clients this is a registry speaking the distribution API.
 pub(crate) async fn api_version() -> impl IntoResponse {
-    ([API_VERSION, (header::CONTENT_TYPE.as_str(), "application/json")], "{}")
+    (
+        [
+            API_VERSION,
+            (header::CONTENT_TYPE.as_str(), "application/json"),
+        ],
+        "{}",
+    )
 }
 
 /// `GET /livez`: the process is up and its HTTP server answers.
@@ -28,7 +34,11 @@ pub(crate) async fn livez() -> &'static str {
 pub(crate) async fn readyz(State(state): State<Arc<Registry>>) -> Response {
     match (state.readiness)() {
         Ok(()) => "ok\n".into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -48,7 +58,10 @@ pub(crate) async fn distribution(
         _ => return Err(ApiError::MethodNotAllowed),
     };
     let path = DistributionPath::parse(uri.path(), uri.query())?;
-    let unknown = || ApiError::Unknown { kind: path.kind, reference: path.reference.to_string() };
+    let unknown = || ApiError::Unknown {
+        kind: path.kind,
+        reference: path.reference.to_string(),
+    };
 
     let digest: Digest = match &path.reference {
         Reference::Digest(d) => d.clone(),
@@ -62,7 +75,10 @@ pub(crate) async fn distribution(
         return Err(unknown());
     }
 
-    let range = match (path.kind, headers.get(header::RANGE).and_then(|v| v.to_str().ok())) {
+    let range = match (
+        path.kind,
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+    ) {
         (Kind::Blob, Some(h)) => match ByteRange::parse(h) {
             RangeParse::Single(r) => Some(
                 r.resolve(info.size)
@@ -79,7 +95,11 @@ pub(crate) async fn distribution(
     };
     let length = range.map_or(info.size, |(first, last)| last - first + 1);
     let mut builder = Response::builder()
-        .status(if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK })
+        .status(if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CONTENT_LENGTH, length)
         .header("docker-content-digest", digest.to_string())
@@ -89,13 +109,20 @@ pub(crate) async fn distribution(
         builder = builder.header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
     if let Some((first, last)) = range {
-        builder = builder.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{}", info.size));
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {first}-{last}/{}", info.size),
+        );
     }
 
     let body = if head {
         Body::empty()
     } else {
-        let content = state.store.open(&digest, range).await?.ok_or_else(unknown)?;
+        let content = state
+            .store
+            .open(&digest, range)
+            .await?
+            .ok_or_else(unknown)?;
         let served = state.metrics.bytes_counter("local");
         Body::from_stream(content.stream.inspect_ok(move |b| {
             served.inc_by(b.len() as u64);
@@ -104,7 +131,9 @@ pub(crate) async fn distribution(
     let mut response = builder.body(body).expect("headers built from valid values");
     if head {
         // axum drops the body of a HEAD response but must keep the length of the GET.
-        response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
     Ok(response)
 }

@@ -33,7 +33,11 @@ pub struct Registry {
 impl Registry {
     /// A registry serving `store`, counting into `metrics`, ready whenever `readiness` says so.
     pub fn new(store: Arc<dyn ContentStore>, metrics: Metrics, readiness: Readiness) -> Self {
-        Registry { store, metrics, readiness }
+        Registry {
+            store,
+            metrics,
+            readiness,
+        }
     }
 
     /// The HTTP routes: `/v2/…`, `/readyz`, `/livez`; everything else is a 404 with an OCI body.
@@ -62,7 +66,9 @@ pub async fn serve(
         // Small manifest responses must not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 /// Counts every request by handler, method and status, and times it to its response headers.
@@ -71,6 +77,8 @@ async fn observe(State(state): State<Arc<Registry>>, req: Request, next: Next) -
     let method = req.method().clone();
     let handler = metrics::handler_of(req.uri().path());
     let response = next.run(req).await;
-    state.metrics.observe(handler, &method, response.status(), started.elapsed());
+    state
+        .metrics
+        .observe(handler, &method, response.status(), started.elapsed());
     response
 }

@@ -54,7 +54,11 @@ impl Metrics {
             "Content bytes served by this node, by where they came from",
             bytes.clone(),
         );
-        Metrics { requests, durations, bytes }
+        Metrics {
+            requests,
+            durations,
+            bytes,
+        }
     }
 
     pub(crate) fn observe(
@@ -64,9 +68,15 @@ impl Metrics {
         status: StatusCode,
         elapsed: Duration,
     ) {
-        let labels = RequestLabels { handler, method: method_label(method), status: status.as_u16() };
+        let labels = RequestLabels {
+            handler,
+            method: method_label(method),
+            status: status.as_u16(),
+        };
         self.requests.get_or_create(&labels).inc();
-        self.durations.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.durations
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The counter of bytes served from `source`, to count a body as it streams.

@@ -59,7 +59,12 @@ pub(crate) struct RunArgs {
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// Where the sample image is written (created if absent, reused if present).
-    #[arg(long, env = "SPEIL_DEMO_DIR", value_name = "DIR", default_value = "speil-demo")]
+    #[arg(
+        long,
+        env = "SPEIL_DEMO_DIR",
+        value_name = "DIR",
+        default_value = "speil-demo"
+    )]
     pub(crate) dir: PathBuf,
 
     #[command(flatten)]
@@ -89,7 +94,8 @@ pub(crate) enum LogFormat {
 
 /// A duration such as `500ms`, `2s` or `5m`.
 fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 500ms, 2s or 5m)"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration such as 500ms, 2s or 5m)"))
 }
 
 fn log_filter(s: &str) -> Result<String, String> {

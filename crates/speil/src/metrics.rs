@@ -20,8 +20,15 @@ struct BuildLabels {
 /// Registers `speil_build_info{version}`, always 1.
 pub(crate) fn register_build_info(registry: &mut Registry) {
     let info = Family::<BuildLabels, Gauge>::default();
-    info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
-    registry.register("speil_build_info", "Speil's version, as a label; always 1", info);
+    info.get_or_create(&BuildLabels {
+        version: env!("CARGO_PKG_VERSION"),
+    })
+    .set(1);
+    registry.register(
+        "speil_build_info",
+        "Speil's version, as a label; always 1",
+        info,
+    );
 }
 
 /// The routes of the metrics address.

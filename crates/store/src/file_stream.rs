@@ -30,7 +30,10 @@ impl FileStream {
         if offset > 0 {
             file.seek(SeekFrom::Start(offset))?;
         }
-        let mut s = FileStream { remaining: len, pending: None };
+        let mut s = FileStream {
+            remaining: len,
+            pending: None,
+        };
         s.start_read(file);
         Ok(s)
     }
@@ -39,7 +42,9 @@ impl FileStream {
         if self.remaining == 0 {
             return;
         }
-        let want = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(CHUNK);
+        let want = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(CHUNK);
         self.pending = Some(tokio::task::spawn_blocking(move || {
             let mut buf = BytesMut::zeroed(want);
             let mut filled = 0;

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci::manifest::Descriptor;
-use oci::{Algorithm, Hasher, media_type};
+use oci::{Algorithm, Digest, Hasher, media_type};
 use serde_json::json;
 
 /// Adds blobs, manifests and named images to an OCI image layout directory.
@@ -69,22 +69,37 @@ impl LayoutWriter {
         file.sync_all()?;
         let digest = hasher.finish();
         fs::rename(&tmp, self.root.join("blobs").join(digest.blob_path()))?;
-        Ok(Descriptor { media_type: media_type.to_owned(), digest, size, annotations: None })
+        Ok(Descriptor {
+            media_type: media_type.to_owned(),
+            digest,
+            size,
+            annotations: None,
+        })
     }
 
     /// Writes an OCI image manifest over `config` and `layers`.
-    pub fn manifest(&mut self, config: &Descriptor, layers: &[Descriptor]) -> io::Result<Descriptor> {
+    pub fn manifest(
+        &mut self,
+        config: &Descriptor,
+        layers: &[Descriptor],
+    ) -> io::Result<Descriptor> {
         let body = json!({
             "schemaVersion": 2,
             "mediaType": media_type::OCI_MANIFEST,
             "config": config,
             "layers": layers,
         });
-        self.blob(media_type::OCI_MANIFEST, &serde_json::to_vec(&body).map_err(io::Error::other)?)
+        self.blob(
+            media_type::OCI_MANIFEST,
+            &serde_json::to_vec(&body).map_err(io::Error::other)?,
+        )
     }
 
     /// Writes an OCI image index listing `manifests`, each with its platform `(os, architecture)`.
-    pub fn image_index(&mut self, manifests: &[(Descriptor, &str, &str)]) -> io::Result<Descriptor> {
+    pub fn image_index(
+        &mut self,
+        manifests: &[(Descriptor, &str, &str)],
+    ) -> io::Result<Descriptor> {
         let list: Vec<_> = manifests
             .iter()
             .map(|(d, os, arch)| {
@@ -101,7 +116,10 @@ impl LayoutWriter {
             "mediaType": media_type::OCI_INDEX,
             "manifests": list,
         });
-        self.blob(media_type::OCI_INDEX, &serde_json::to_vec(&body).map_err(io::Error::other)?)
+        self.blob(
+            media_type::OCI_INDEX,
+            &serde_json::to_vec(&body).map_err(io::Error::other)?,
+        )
     }
 
     /// Lists `desc` in `index.json` under `name` (a full reference such as
@@ -109,20 +127,32 @@ impl LayoutWriter {
     /// name images.
     pub fn tag(&mut self, desc: &Descriptor, name: &str) -> io::Result<()> {
         self.index.retain(|d| {
-            d.annotations.as_ref().and_then(|a| a.get("io.containerd.image.name")).map(String::as_str)
+            d.annotations
+                .as_ref()
+                .and_then(|a| a.get("io.containerd.image.name"))
+                .map(String::as_str)
                 != Some(name)
         });
         let mut annotations = BTreeMap::new();
         annotations.insert("io.containerd.image.name".to_owned(), name.to_owned());
-        annotations.insert("org.opencontainers.image.ref.name".to_owned(), name.to_owned());
-        self.index.push(Descriptor { annotations: Some(annotations), ..desc.clone() });
+        annotations.insert(
+            "org.opencontainers.image.ref.name".to_owned(),
+            name.to_owned(),
+        );
+        self.index.push(Descriptor {
+            annotations: Some(annotations),
+            ..desc.clone()
+        });
         self.write_index()
     }
 
     /// Removes every image named `name` from `index.json` (its blobs stay).
     pub fn untag(&mut self, name: &str) -> io::Result<()> {
         self.index.retain(|d| {
-            d.annotations.as_ref().and_then(|a| a.get("io.containerd.image.name")).map(String::as_str)
+            d.annotations
+                .as_ref()
+                .and_then(|a| a.get("io.containerd.image.name"))
+                .map(String::as_str)
                 != Some(name)
         });
         self.write_index()
@@ -135,7 +165,10 @@ impl LayoutWriter {
             "manifests": self.index,
         });
         let tmp = tempfile_in(&self.root)?;
-        fs::write(&tmp, serde_json::to_vec_pretty(&body).map_err(io::Error::other)?)?;
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&body).map_err(io::Error::other)?,
+        )?;
         fs::rename(&tmp, self.root.join("index.json"))
     }
 }
@@ -148,8 +181,16 @@ fn tempfile_in(root: &Path) -> io::Result<PathBuf> {
     Ok(root.join(format!(".tmp-{}-{n}", std::process::id())))
 }
 
-/// An uncompressed tar archive holding `files` (path, contents), as an image layer.
-pub fn layer_tar(files: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
+/// An image layer: a gzip-compressed tar, as registries serve them.
+pub struct Layer {
+    /// The compressed bytes, the layer blob.
+    pub compressed: Vec<u8>,
+    /// The digest of the uncompressed tar, which the image config lists as a diff ID.
+    pub diff_id: Digest,
+}
+
+/// A gzip layer holding `files` (path, contents) as regular files.
+pub fn gzip_layer(files: &[(&str, &[u8])]) -> io::Result<Layer> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, contents) in files {
         let mut header = tar::Header::new_gnu();
@@ -159,13 +200,18 @@ pub fn layer_tar(files: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
         header.set_entry_type(tar::EntryType::Regular);
         builder.append_data(&mut header, path, *contents)?;
     }
-    builder.into_inner()
+    let tar = builder.into_inner()?;
+    let diff_id = Digest::sha256_of(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar)?;
+    Ok(Layer {
+        compressed: gz.finish()?,
+        diff_id,
+    })
 }
 
-/// The OCI config of a single-platform image whose layers are `layers`.
-pub fn image_config(os: &str, architecture: &str, layers: &[Descriptor]) -> Vec<u8> {
-    // Uncompressed layers: the diff ID is the layer's own digest.
-    let diff_ids: Vec<String> = layers.iter().map(|l| l.digest.to_string()).collect();
+/// The OCI config of a single-platform image whose layers have the given diff IDs.
+pub fn image_config(os: &str, architecture: &str, diff_ids: &[Digest]) -> Vec<u8> {
     let body = json!({
         "architecture": architecture,
         "os": os,

@@ -35,7 +35,9 @@ pub struct Info {
 impl Info {
     /// Whether this content is a manifest or an index.
     pub fn is_manifest(&self) -> bool {
-        self.media_type.as_deref().is_some_and(oci::media_type::is_manifest)
+        self.media_type
+            .as_deref()
+            .is_some_and(oci::media_type::is_manifest)
     }
 }
 

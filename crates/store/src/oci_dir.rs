@@ -81,11 +81,17 @@ impl OciDir {
             let root = root.clone();
             tokio::task::spawn_blocking(move || load(&root))
                 .await
-                .map_err(|e| Error::Io { path: PathBuf::new(), source: io::Error::other(e) })??
+                .map_err(|e| Error::Io {
+                    path: PathBuf::new(),
+                    source: io::Error::other(e),
+                })??
         };
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let inner =
-            Arc::new(Inner { root, snapshot: RwLock::new(Arc::new(loaded)), events });
+        let inner = Arc::new(Inner {
+            root,
+            snapshot: RwLock::new(Arc::new(loaded)),
+            events,
+        });
         tokio::spawn(refresh(Arc::downgrade(&inner), poll_interval, shutdown));
         Ok(OciDir { inner })
     }
@@ -96,7 +102,11 @@ impl OciDir {
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
-        self.inner.snapshot.read().expect("snapshot lock poisoned").clone()
+        self.inner
+            .snapshot
+            .read()
+            .expect("snapshot lock poisoned")
+            .clone()
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -119,7 +129,10 @@ impl ContentStore for OciDir {
         }
         let path = self.blob_path(digest);
         match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(Info { size: m.len(), media_type: None })),
+            Ok(m) if m.is_file() => Ok(Some(Info {
+                size: m.len(),
+                media_type: None,
+            })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::Io { path, source }),
@@ -140,7 +153,11 @@ impl ContentStore for OciDir {
                 bytes.slice(first as usize..=(last as usize).min(bytes.len() - 1))
             };
             let stream = futures::stream::once(async move { Ok(slice) });
-            return Ok(Some(Content { size, range, stream: Box::pin(stream) }));
+            return Ok(Some(Content {
+                size,
+                range,
+                stream: Box::pin(stream),
+            }));
         }
         let path = self.blob_path(digest);
         let opened = tokio::task::spawn_blocking({
@@ -159,8 +176,14 @@ impl ContentStore for OciDir {
             }
         })
         .await
-        .map_err(|e| Error::Io { path: path.clone(), source: io::Error::other(e) })?;
-        let Some((file, size)) = opened.map_err(|source| Error::Io { path: path.clone(), source })?
+        .map_err(|e| Error::Io {
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        let Some((file, size)) = opened.map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?
         else {
             return Ok(None);
         };
@@ -168,8 +191,13 @@ impl ContentStore for OciDir {
             Some((first, last)) => (first, last.saturating_sub(first) + 1),
             None => (0, size),
         };
-        let stream = FileStream::new(file, first, len).map_err(|source| Error::Io { path, source })?;
-        Ok(Some(Content { size, range, stream: Box::pin(stream) }))
+        let stream =
+            FileStream::new(file, first, len).map_err(|source| Error::Io { path, source })?;
+        Ok(Some(Content {
+            size,
+            range,
+            stream: Box::pin(stream),
+        }))
     }
 
     async fn images(&self) -> Result<Vec<Image>, Error> {
@@ -220,14 +248,21 @@ async fn refresh(inner: Weak<Inner>, interval: Duration, shutdown: CancellationT
         let Some(inner) = inner.upgrade() else { return };
         let index = inner.root.join("index.json");
         let stamp = tokio::fs::metadata(&index).await.ok().map(|m| stamp_of(&m));
-        let current = inner.snapshot.read().expect("snapshot lock poisoned").clone();
+        let current = inner
+            .snapshot
+            .read()
+            .expect("snapshot lock poisoned")
+            .clone();
         if stamp == current.stamp && !failing {
             continue;
         }
         let root = inner.root.clone();
         let loaded = match tokio::task::spawn_blocking(move || load(&root)).await {
             Ok(r) => r,
-            Err(e) => Err(Error::Io { path: index.clone(), source: io::Error::other(e) }),
+            Err(e) => Err(Error::Io {
+                path: index.clone(),
+                source: io::Error::other(e),
+            }),
         };
         match loaded {
             Ok(next) => {
@@ -264,32 +299,54 @@ fn stamp_of(m: &std::fs::Metadata) -> Stamp {
 fn diff(old: &[Image], new: &[Image]) -> Vec<Event> {
     let old_set: HashSet<&Image> = old.iter().collect();
     let new_set: HashSet<&Image> = new.iter().collect();
-    let deleted = old.iter().filter(|i| !new_set.contains(i)).cloned().map(Event::Deleted);
-    let created = new.iter().filter(|i| !old_set.contains(i)).cloned().map(Event::Created);
+    let deleted = old
+        .iter()
+        .filter(|i| !new_set.contains(i))
+        .cloned()
+        .map(Event::Deleted);
+    let created = new
+        .iter()
+        .filter(|i| !old_set.contains(i))
+        .cloned()
+        .map(Event::Created);
     deleted.chain(created).collect()
 }
 
 fn malformed(path: &Path, reason: impl ToString) -> Error {
-    Error::Malformed { path: path.to_owned(), reason: reason.to_string() }
+    Error::Malformed {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Reads the whole layout: `index.json`, then every manifest reachable from it.
 fn load(root: &Path) -> Result<Snapshot, Error> {
     let layout = root.join("oci-layout");
     if !layout.is_file() {
-        return Err(malformed(root, "not an OCI image layout: no oci-layout file"));
+        return Err(malformed(
+            root,
+            "not an OCI image layout: no oci-layout file",
+        ));
     }
     let index_path = root.join("index.json");
-    let io_err = |source| Error::Io { path: index_path.clone(), source };
+    let io_err = |source| Error::Io {
+        path: index_path.clone(),
+        source,
+    };
     let meta = std::fs::metadata(&index_path).map_err(io_err)?;
     if meta.len() > MAX_INDEX_SIZE {
-        return Err(malformed(&index_path, format!("larger than {MAX_INDEX_SIZE} bytes")));
+        return Err(malformed(
+            &index_path,
+            format!("larger than {MAX_INDEX_SIZE} bytes"),
+        ));
     }
     let bytes = std::fs::read(&index_path).map_err(io_err)?;
-    let index: IndexJson =
-        serde_json::from_slice(&bytes).map_err(|e| malformed(&index_path, e))?;
+    let index: IndexJson = serde_json::from_slice(&bytes).map_err(|e| malformed(&index_path, e))?;
 
-    let mut snap = Snapshot { stamp: Some(stamp_of(&meta)), ..Snapshot::default() };
+    let mut snap = Snapshot {
+        stamp: Some(stamp_of(&meta)),
+        ..Snapshot::default()
+    };
     for desc in index.manifests {
         if !oci::media_type::is_manifest(&desc.media_type) {
             continue;
@@ -305,7 +362,11 @@ fn load(root: &Path) -> Result<Snapshot, Error> {
         if let Some(key) = name.as_ref().and_then(ImageReference::tag_key) {
             snap.tags.insert(key, desc.digest.clone());
         }
-        snap.images.push(Image { name, digest: desc.digest, contents });
+        snap.images.push(Image {
+            name,
+            digest: desc.digest,
+            contents,
+        });
     }
     Ok(snap)
 }

@@ -35,7 +35,10 @@ impl Response {
 
     /// The OCI error code of an error body.
     pub fn oci_code(&self) -> String {
-        self.json()["errors"][0]["code"].as_str().unwrap_or_default().to_owned()
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -51,8 +54,16 @@ pub async fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Res
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.unwrap_or_else(|e| panic!("{url}: {e}")).to_bytes();
-    Response { status: parts.status, headers: parts.headers, body }
+    let body = body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .to_bytes();
+    Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// `GET url`.

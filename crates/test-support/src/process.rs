@@ -10,6 +10,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// Signals tests send to processes.
+pub use nix::sys::signal::Signal as Sig;
+
 /// A child process killed with its process group on drop.
 pub struct Guard {
     child: Child,
@@ -19,7 +25,9 @@ impl Guard {
     /// Spawns `cmd` in its own process group.
     pub fn spawn(cmd: &mut Command) -> std::io::Result<Guard> {
         cmd.process_group(0);
-        Ok(Guard { child: cmd.spawn()? })
+        Ok(Guard {
+            child: cmd.spawn()?,
+        })
     }
 
     /// The child's pid.
@@ -27,9 +35,13 @@ impl Guard {
         self.child.id()
     }
 
-    /// Sends `signal` (such as `"TERM"`) to the child.
-    pub fn signal(&self, signal: &str) {
-        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.id().to_string()).status();
+    /// Sends `signal` to the child.
+    pub fn signal(&self, signal: Signal) {
+        let _ = nix::sys::signal::kill(self.pid(), signal);
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).expect("pids fit in i32"))
     }
 
     /// Waits up to `timeout` for the child to exit; its exit code, or `None` if still running or
@@ -54,11 +66,9 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            // The whole group: the child and anything it started.
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(format!("-{}", self.child.id()))
-                .status();
+            // The whole group: the child and anything it started. (Not through the `kill`
+            // program: procps-ng 4.0.2 mishandles negative pids and can signal every process.)
+            let _ = nix::sys::signal::killpg(self.pid(), Signal::SIGKILL);
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
@@ -110,17 +120,25 @@ impl Node {
                     log.lock().unwrap().join("\n")
                 ),
             };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             if v["message"] == "speil started" {
                 break v;
             }
         };
         let addr = |k: &str| -> SocketAddr {
-            started[k].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-                panic!("no {k} address in the start line: {started}")
-            })
+            started[k]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} address in the start line: {started}"))
         };
-        Node { registry: addr("registry"), metrics: addr("metrics"), guard, log }
+        Node {
+            registry: addr("registry"),
+            metrics: addr("metrics"),
+            guard,
+            log,
+        }
     }
 
     /// The registry's base URL, `http://ip:port`.

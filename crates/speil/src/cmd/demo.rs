@@ -13,9 +13,14 @@ pub(crate) const SAMPLE: &str = "example.com/speil/hello:1.0";
 
 /// Writes the sample image, then runs the node.
 pub(crate) fn main(mut args: DemoArgs) -> anyhow::Result<()> {
-    write_sample(&args.dir).with_context(|| format!("writing the sample image to {}", args.dir.display()))?;
+    write_sample(&args.dir)
+        .with_context(|| format!("writing the sample image to {}", args.dir.display()))?;
     let addr = args.run.registry_addr;
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
     eprintln!(
         "Serving {SAMPLE} from {dir}. Pull it with:\n\
          \n  skopeo copy --src-tls-verify=false --all docker://{host}:{port}/{SAMPLE} oci:/tmp/hello\n\
@@ -34,9 +39,9 @@ fn write_sample(dir: &Path) -> anyhow::Result<()> {
     let mut platforms = Vec::new();
     for arch in ["amd64", "arm64"] {
         let text = format!("Hello from Speil, {arch}!\n");
-        let tar = layout::layer_tar(&[("hello.txt", text.as_bytes())])?;
-        let layer = w.blob(oci::media_type::OCI_LAYER_TAR, &tar)?;
-        let config = layout::image_config("linux", arch, std::slice::from_ref(&layer));
+        let layer = layout::gzip_layer(&[("hello.txt", text.as_bytes())])?;
+        let config = layout::image_config("linux", arch, &[layer.diff_id]);
+        let layer = w.blob(oci::media_type::OCI_LAYER_TAR_GZIP, &layer.compressed)?;
         let config = w.blob(oci::media_type::OCI_CONFIG, &config)?;
         let manifest = w.manifest(&config, &[layer])?;
         platforms.push((manifest, "linux", arch));

@@ -29,9 +29,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let Some(dir) = &args.oci_dir else {
         bail!("no content store: pass --oci-dir DIR (an OCI image-layout directory)");
     };
-    let store = OciDir::open(dir.clone(), args.store_poll_interval, shutdown.child_token())
-        .await
-        .with_context(|| format!("--oci-dir {}", dir.display()))?;
+    let store = OciDir::open(
+        dir.clone(),
+        args.store_poll_interval,
+        shutdown.child_token(),
+    )
+    .await
+    .with_context(|| format!("--oci-dir {}", dir.display()))?;
     let images = store.images().await?.len();
     let store: Arc<dyn ContentStore> = Arc::new(store);
 
@@ -50,7 +54,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     let registry_addr = registry_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
-    tasks.spawn(registry::serve(registry_listener, router, shutdown.child_token()));
+    tasks.spawn(registry::serve(
+        registry_listener,
+        router,
+        shutdown.child_token(),
+    ));
     tasks.spawn(registry::serve(
         metrics_listener,
         crate::metrics::router(metrics),
@@ -67,7 +75,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     );
 
     shutdown.cancelled().await;
-    if tokio::time::timeout(args.shutdown_timeout, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(args.shutdown_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             timeout = %humantime::format_duration(args.shutdown_timeout),
             "in-flight responses did not finish before the shutdown timeout; closing them"

@@ -1,0 +1,284 @@
+//! The `speil` binary as users run it: real processes, real skopeo, real signals.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use oci::Digest;
+use test_support::http::get;
+use test_support::image;
+use test_support::prereq::require;
+use test_support::process::{Guard, Node, Sig};
+
+fn speil() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_speil"))
+}
+
+fn node(dir: &Path) -> Node {
+    Node::start(
+        speil(),
+        &[
+            "--oci-dir",
+            dir.to_str().unwrap(),
+            "--registry-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--store-poll-interval",
+            "100ms",
+        ],
+    )
+}
+
+/// The digests of every blob file in an OCI layout, checked against their names.
+fn blobs_in(layout: &Path) -> Vec<Digest> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let digest: Digest = format!("sha256:{}", path.file_name().unwrap().to_str().unwrap())
+            .parse()
+            .unwrap();
+        assert_eq!(
+            Digest::sha256_of(&std::fs::read(&path).unwrap()),
+            digest,
+            "{path:?}"
+        );
+        out.push(digest);
+    }
+    out
+}
+
+fn top_of(layout: &Path) -> Digest {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn skopeo_copy(skopeo: &Path, from: &str, to: &Path, all: bool) {
+    let mut cmd = Command::new(skopeo);
+    cmd.args(["copy", "--src-tls-verify=false"]);
+    if all {
+        cmd.arg("--all");
+    }
+    let out = cmd
+        .arg(from)
+        .arg(format!("oci:{}", to.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn skopeo_copies_an_image_and_an_index_byte_for_byte() {
+    let Some(skopeo) = require("skopeo", "skopeo") else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let img = image::write_image(
+        src.path(),
+        "example.com/team/app:1.0",
+        &[1 << 20, 3 << 20, 1000],
+        11,
+    )
+    .unwrap();
+    let idx =
+        image::write_index(src.path(), "example.com/team/multi:2.0", &[500_000, 20], 12).unwrap();
+    let node = node(src.path());
+    let out = tempfile::tempdir().unwrap();
+
+    let dest = out.path().join("app");
+    skopeo_copy(
+        &skopeo,
+        &format!("docker://{}/example.com/team/app:1.0", node.registry),
+        &dest,
+        false,
+    );
+    assert_eq!(top_of(&dest), img.top.digest);
+    let mut copied = blobs_in(&dest);
+    let mut want = img.digests.clone();
+    copied.sort();
+    want.sort();
+    assert_eq!(copied, want);
+
+    let dest = out.path().join("multi");
+    skopeo_copy(
+        &skopeo,
+        &format!("docker://{}/example.com/team/multi:2.0", node.registry),
+        &dest,
+        true,
+    );
+    assert_eq!(top_of(&dest), idx.top.digest);
+    let mut copied = blobs_in(&dest);
+    let mut want = idx.digests.clone();
+    copied.sort();
+    want.sort();
+    want.dedup();
+    assert_eq!(
+        copied, want,
+        "every manifest, config and layer of both platforms"
+    );
+
+    let metrics = String::from_utf8(
+        get(&format!("http://{}/metrics", node.metrics))
+            .await
+            .body
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        metrics.contains(r#"speil_http_requests_total{handler="blobs",method="GET",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("speil_build_info{"), "{metrics}");
+    assert!(node.lines_at("WARN").is_empty() && node.lines_at("ERROR").is_empty());
+}
+
+#[tokio::test]
+async fn images_added_while_running_are_served() {
+    let src = tempfile::tempdir().unwrap();
+    image::write_image(src.path(), "example.com/first:1", &[10], 13).unwrap();
+    let node = node(src.path());
+    let url = format!("{}/v2/example.com/later/manifests/1", node.url());
+    assert_eq!(get(&url).await.status, 404);
+    let later = image::write_image(src.path(), "example.com/later:1", &[10], 14).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = get(&url).await;
+        if r.status == 200 {
+            assert_eq!(Digest::sha256_of(&r.body), later.top.digest);
+            break;
+        }
+        assert!(Instant::now() < deadline, "new image not served within 5 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_download_finish() {
+    let Some(curl) = require("curl", "curl") else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let blob = image::write_random_blob(src.path(), 24 << 20, 15).unwrap();
+    let mut node = node(src.path());
+    let out = src.path().join("download");
+    let mut download = Guard::spawn(
+        Command::new(curl)
+            .args(["-sf", "--limit-rate", "16M", "-o"])
+            .arg(&out)
+            .arg(format!("{}/v2/x/blobs/{}", node.url(), blob.digest)),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    node.guard.signal(Sig::SIGTERM);
+    assert_eq!(
+        download.wait_timeout(Duration::from_secs(20)),
+        Some(0),
+        "download failed"
+    );
+    assert_eq!(
+        Digest::sha256_of(&std::fs::read(&out).unwrap()),
+        blob.digest
+    );
+    assert_eq!(node.guard.wait_timeout(Duration::from_secs(10)), Some(0));
+    let log = node.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("shutting down") && log.contains("speil stopped"),
+        "{log}"
+    );
+}
+
+fn run_speil(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(speil())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_flags_exit_nonzero_naming_the_flag() {
+    let (code, err) = run_speil(&["run", "--registry-addr", "nowhere"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--registry-addr"), "{err}");
+
+    let (code, err) = run_speil(&["run"], &[("SPEIL_METRICS_ADDR", "not-an-address")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--metrics-addr"), "{err}");
+
+    let (code, err) = run_speil(&["run", "--registry-addr", "127.0.0.1:0"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--oci-dir"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let (code, err) = run_speil(
+        &["run", "--oci-dir", dir, "--registry-addr", "127.0.0.1:0"],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--oci-dir") && err.contains("oci-layout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flags_come_from_the_environment_too() {
+    let src = tempfile::tempdir().unwrap();
+    image::write_image(src.path(), "example.com/app:1", &[10], 16).unwrap();
+    let mut cmd = Command::new(speil());
+    cmd.args(["run", "--log-format", "json"])
+        .env("SPEIL_OCI_DIR", src.path())
+        .env("SPEIL_REGISTRY_ADDR", "127.0.0.1:0")
+        .env("SPEIL_METRICS_ADDR", "127.0.0.1:0");
+    let node = Node::start_command(cmd);
+    assert_eq!(node.registry.ip().to_string(), "127.0.0.1");
+}
+
+#[tokio::test]
+async fn demo_serves_a_sample_image() {
+    let work = tempfile::tempdir().unwrap();
+    let dir: PathBuf = work.path().join("demo");
+    let mut cmd = Command::new(speil());
+    cmd.args([
+        "demo",
+        "--log-format",
+        "json",
+        "--registry-addr",
+        "127.0.0.1:0",
+    ])
+    .args(["--metrics-addr", "127.0.0.1:0", "--dir"])
+    .arg(&dir);
+    let node = Node::start_command(cmd);
+    let r = get(&format!(
+        "{}/v2/speil/hello/manifests/1.0?ns=example.com",
+        node.url()
+    ))
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn version_prints_the_version() {
+    let (code, _) = run_speil(&["version"], &[]);
+    assert_eq!(code, 0);
+    let out = Command::new(speil()).arg("version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("speil {}", env!("CARGO_PKG_VERSION"))
+    );
+}

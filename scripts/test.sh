@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Speil's whole test suite, on a fresh Debian machine: installs the Debian packages the tests use
+# (when run as root), checks formatting and lints with warnings as errors, then runs every test.
+#
+#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh -E 'test(skopeo)'   # extra arguments go to cargo nextest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Programs the tests run for real, by Debian package.
+PACKAGES=(skopeo curl)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) == 0 ]]; then
+        echo "==> installing test prerequisites: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "==> missing test prerequisites: ${missing[*]}; run as root to install them" >&2
+        [[ ${CI:-} == true ]] && exit 1
+    fi
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+    # nextest does not run doc tests.
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked --no-fail-fast "$@"
+fi
