@@ -16,12 +16,16 @@ fn size(s: &str) -> Result<u64, String> {
         .iter()
         .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|n| (n, *m)))
         .unwrap_or((s, 1));
-    num.parse::<u64>().map(|n| n * mult).map_err(|e| format!("size {s:?}: {e}"))
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|e| format!("size {s:?}: {e}"))
 }
 
 fn run(args: &[String]) -> Result<String, String> {
     let usage = "usage: gen-layout DIR (image NAME SIZE... | index NAME SIZE... | blob SIZE)";
-    let [dir, what, rest @ ..] = args else { return Err(usage.into()) };
+    let [dir, what, rest @ ..] = args else {
+        return Err(usage.into());
+    };
     let dir = PathBuf::from(dir);
     let seed = test_support::image::any_seed();
     let sizes = |s: &[String]| -> Result<Vec<usize>, String> {
@@ -37,7 +41,9 @@ fn run(args: &[String]) -> Result<String, String> {
         ("blob", [s]) => test_support::image::write_random_blob(&dir, size(s)?, seed),
         _ => return Err(usage.into()),
     };
-    written.map(|d| d.digest.to_string()).map_err(|e| format!("{}: {e}", dir.display()))
+    written
+        .map(|d| d.digest.to_string())
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 fn main() -> ExitCode {
