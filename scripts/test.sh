@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Programs the tests run for real, by Debian package.
-PACKAGES=(skopeo curl)
+PACKAGES=(skopeo curl dnsmasq-base)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,9 +33,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
+    # nextest does not run doc tests; they run first so nextest's summary is the last line.
+    cargo test --workspace --locked --doc --quiet
     cargo nextest run --workspace --locked --no-fail-fast "$@"
-    # nextest does not run doc tests.
-    cargo test --workspace --locked --doc
 else
     cargo test --workspace --locked --no-fail-fast "$@"
 fi

@@ -48,11 +48,100 @@ pub(crate) struct RunArgs {
     pub(crate) metrics_addr: SocketAddr,
 
     #[command(flatten)]
+    pub(crate) p2p: P2pArgs,
+
+    #[command(flatten)]
     pub(crate) log: LogArgs,
 
     /// How long in-flight responses may take to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SPEIL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
     pub(crate) shutdown_timeout: Duration,
+}
+
+/// Flags of the P2P router and its bootstrap.
+#[derive(Debug, Args)]
+pub(crate) struct P2pArgs {
+    /// Address of the P2P router (libp2p over TCP); other nodes dial this port.
+    #[arg(long, env = "SPEIL_ROUTER_ADDR", default_value = "0.0.0.0:5001")]
+    pub(crate) router_addr: SocketAddr,
+
+    /// Addresses other nodes reach this router at, when they differ from --router-addr (NAT);
+    /// comma-separated IP:PORT. Also never dialed by this node.
+    #[arg(long, env = "SPEIL_ROUTER_ADVERTISE_ADDR", value_delimiter = ',')]
+    pub(crate) router_advertise_addr: Vec<SocketAddr>,
+
+    /// Directory for state that survives restarts (the peer identity); created if absent.
+    /// Without it, the node has a new peer id every run.
+    #[arg(long, env = "SPEIL_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// How long a provider record lives in the DHT unless republished.
+    #[arg(long, env = "SPEIL_PROVIDER_TTL", default_value = "30m", value_parser = duration)]
+    pub(crate) provider_ttl: Duration,
+
+    /// How often this node republishes its provider records; must be below --provider-ttl.
+    #[arg(long, env = "SPEIL_PROVIDER_REPUBLISH_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub(crate) provider_republish_interval: Duration,
+
+    /// Where other nodes are found: none (a standalone node), dns, http or static.
+    #[arg(long, env = "SPEIL_BOOTSTRAP_KIND", value_enum, default_value_t = BootstrapKind::None)]
+    pub(crate) bootstrap_kind: BootstrapKind,
+
+    /// DNS name whose A and AAAA records list the nodes (a headless service), for --bootstrap-kind dns.
+    #[arg(
+        long,
+        env = "SPEIL_DNS_BOOTSTRAP_DOMAIN",
+        required_if_eq("bootstrap_kind", "dns")
+    )]
+    pub(crate) dns_bootstrap_domain: Option<String>,
+
+    /// DNS server to ask, IP:PORT; the system resolver when absent.
+    #[arg(long, env = "SPEIL_DNS_BOOTSTRAP_NAMESERVER")]
+    pub(crate) dns_bootstrap_nameserver: Option<SocketAddr>,
+
+    /// Serve this node's id and addresses as JSON at /id on this address, for HTTP bootstrap.
+    #[arg(long, env = "SPEIL_HTTP_BOOTSTRAP_ADDR")]
+    pub(crate) http_bootstrap_addr: Option<SocketAddr>,
+
+    /// URL of another node's /id document, for --bootstrap-kind http.
+    #[arg(long, env = "SPEIL_HTTP_BOOTSTRAP_URL", required_if_eq("bootstrap_kind", "http"), value_parser = http_url)]
+    pub(crate) http_bootstrap_url: Option<String>,
+
+    /// Comma-separated multiaddrs of other nodes, with or without /p2p/<id>, for
+    /// --bootstrap-kind static; e.g. /ip4/10.0.0.2/tcp/5001.
+    #[arg(long, env = "SPEIL_STATIC_BOOTSTRAP_PEERS", value_delimiter = ',', required_if_eq("bootstrap_kind", "static"), value_parser = multiaddr)]
+    pub(crate) static_bootstrap_peers: Vec<p2p::Multiaddr>,
+
+    /// How often a connected node looks for new nodes.
+    #[arg(long, env = "SPEIL_BOOTSTRAP_REFRESH_INTERVAL", default_value = "60s", value_parser = duration)]
+    pub(crate) bootstrap_refresh_interval: Duration,
+
+    /// How long `isolated` or `discovery_failed` may last before one ERROR line.
+    #[arg(long, env = "SPEIL_BOOTSTRAP_ERROR_AFTER", default_value = "2m", value_parser = duration)]
+    pub(crate) bootstrap_error_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BootstrapKind {
+    /// No other nodes are looked for; others may still bootstrap to this one.
+    None,
+    /// The A and AAAA records of --dns-bootstrap-domain.
+    Dns,
+    /// The /id document at --http-bootstrap-url.
+    Http,
+    /// The addresses in --static-bootstrap-peers.
+    Static,
+}
+
+impl BootstrapKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BootstrapKind::None => "none",
+            BootstrapKind::Dns => "dns",
+            BootstrapKind::Http => "http",
+            BootstrapKind::Static => "static",
+        }
+    }
 }
 
 /// Flags of `speil demo`.
@@ -98,6 +187,26 @@ fn duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 500ms, 2s or 5m)"))
 }
 
+fn http_url(s: &str) -> Result<String, String> {
+    match s.parse::<axum::http::Uri>() {
+        Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => Ok(s.to_owned()),
+        _ => Err("expected an http:// URL such as http://speil-bootstrap:5002/id".into()),
+    }
+}
+
+fn multiaddr(s: &str) -> Result<p2p::Multiaddr, String> {
+    let addr: p2p::Multiaddr = s
+        .parse()
+        .map_err(|e| format!("{e} (expected a multiaddr such as /ip4/10.0.0.2/tcp/5001)"))?;
+    if p2p::bootstrap::socket_addr(&addr).is_none() {
+        return Err(
+            "expected /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port>, optionally with /p2p/<id>"
+                .into(),
+        );
+    }
+    Ok(addr)
+}
+
 fn log_filter(s: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::builder()
         .parse(s)
@@ -123,9 +232,26 @@ mod tests {
             ("--log-format", "xml"),
             ("--store-poll-interval", "soon"),
             ("--log-level", "info,=x=y"),
+            ("--router-addr", "5001"),
+            ("--static-bootstrap-peers", "10.0.0.1:5001"),
+            ("--http-bootstrap-url", "speil:5002/id"),
+            ("--bootstrap-kind", "mdns"),
+            ("--bootstrap-error-after", "later"),
         ] {
             let err = Cli::try_parse_from(["speil", "run", flag, value]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bootstrap_kind_requires_its_source() {
+        for (kind, flag) in [
+            ("dns", "--dns-bootstrap-domain"),
+            ("http", "--http-bootstrap-url"),
+            ("static", "--static-bootstrap-peers"),
+        ] {
+            let err = Cli::try_parse_from(["speil", "run", "--bootstrap-kind", kind]).unwrap_err();
+            assert!(err.to_string().contains(flag), "{kind}: {err}");
         }
     }
 }

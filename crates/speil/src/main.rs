@@ -1,6 +1,7 @@
 //! The `speil` binary: parses the command line and dispatches to one subcommand; errors become
 //! a message and an exit code here and nowhere else.
 
+mod admin;
 mod cli;
 mod cmd;
 mod logging;

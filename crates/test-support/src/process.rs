@@ -83,6 +83,8 @@ pub struct Node {
     pub registry: SocketAddr,
     /// Where its metrics listen.
     pub metrics: SocketAddr,
+    /// Its peer id.
+    pub peer_id: String,
     /// Every log line it printed so far (JSON lines).
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -133,9 +135,11 @@ impl Node {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| panic!("no {k} address in the start line: {started}"))
         };
+        let peer_id = started["peer_id"].as_str().unwrap_or_default().to_owned();
         Node {
             registry: addr("registry"),
             metrics: addr("metrics"),
+            peer_id,
             guard,
             log,
         }

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::RunArgs;
+use crate::cli::{BootstrapKind, P2pArgs, RunArgs};
 
 /// Runs a node until SIGTERM or SIGINT.
 pub(crate) fn main(args: RunArgs) -> anyhow::Result<()> {
@@ -42,6 +42,33 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let mut metrics = MetricsRegistry::default();
     crate::metrics::register_build_info(&mut metrics);
     let registry_metrics = registry::Metrics::register(&mut metrics);
+    let p2p_metrics = p2p::Metrics::register(&mut metrics);
+    let tasks = TaskTracker::new();
+
+    let p2p_config = p2p_config(&args.p2p)?;
+    let key =
+        p2p::load_identity(p2p_config.data_dir.as_deref()).with_context(|| {
+            match &p2p_config.data_dir {
+                Some(d) => format!("--data-dir {}", d.display()),
+                None => "creating a peer identity".to_owned(),
+            }
+        })?;
+    let router = p2p::Router::start(
+        p2p_config,
+        key,
+        p2p_metrics.clone(),
+        &tasks,
+        shutdown.child_token(),
+    )
+    .await
+    .context("starting the P2P router")?;
+    tasks.spawn(p2p::sync::run(
+        store.clone(),
+        router.clone(),
+        p2p_metrics,
+        None,
+        shutdown.child_token(),
+    ));
 
     let registry_listener = TcpListener::bind(args.registry_addr)
         .await
@@ -50,24 +77,30 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--metrics-addr {}", args.metrics_addr))?;
 
-    let router = registry::Registry::new(store, registry_metrics, Arc::new(|| Ok(()))).router();
-    let tasks = TaskTracker::new();
+    let readiness = {
+        let router = router.clone();
+        Arc::new(move || router.ready())
+    };
+    let http = registry::Registry::new(store, registry_metrics, readiness).router();
     let registry_addr = registry_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     tasks.spawn(registry::serve(
         registry_listener,
-        router,
+        http,
         shutdown.child_token(),
     ));
     tasks.spawn(registry::serve(
         metrics_listener,
-        crate::metrics::router(metrics),
+        crate::admin::router(metrics, router.clone()),
         shutdown.child_token(),
     ));
     tasks.close();
     tracing::info!(
         registry = %registry_addr,
         metrics = %metrics_addr,
+        router = %router.status().listen_addrs.join(","),
+        peer_id = %router.peer_id(),
+        bootstrap = args.p2p.bootstrap_kind.as_str(),
         store = %dir.display(),
         images,
         version = env!("CARGO_PKG_VERSION"),
@@ -86,4 +119,53 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!("speil stopped");
     Ok(())
+}
+
+/// The router's configuration from its flags, checking what clap cannot.
+fn p2p_config(args: &P2pArgs) -> anyhow::Result<p2p::Config> {
+    if args.provider_republish_interval >= args.provider_ttl {
+        bail!(
+            "--provider-republish-interval ({}) must be shorter than --provider-ttl ({}), or records expire before they are renewed",
+            humantime::format_duration(args.provider_republish_interval),
+            humantime::format_duration(args.provider_ttl)
+        );
+    }
+    let missing = |flag: &str| {
+        anyhow::anyhow!(
+            "--bootstrap-kind {} needs {flag}",
+            args.bootstrap_kind.as_str()
+        )
+    };
+    let bootstrap = match args.bootstrap_kind {
+        BootstrapKind::None => p2p::bootstrap::Source::None,
+        BootstrapKind::Dns => p2p::bootstrap::Source::Dns(p2p::bootstrap::DnsSource {
+            domain: args
+                .dns_bootstrap_domain
+                .clone()
+                .ok_or_else(|| missing("--dns-bootstrap-domain"))?,
+            nameserver: args.dns_bootstrap_nameserver,
+        }),
+        BootstrapKind::Http => p2p::bootstrap::Source::Http {
+            url: args
+                .http_bootstrap_url
+                .clone()
+                .ok_or_else(|| missing("--http-bootstrap-url"))?,
+        },
+        BootstrapKind::Static => {
+            if args.static_bootstrap_peers.is_empty() {
+                return Err(missing("--static-bootstrap-peers"));
+            }
+            p2p::bootstrap::Source::Static(args.static_bootstrap_peers.clone())
+        }
+    };
+    let mut config = p2p::Config::new(args.router_addr);
+    config.advertise.clone_from(&args.router_advertise_addr);
+    config.data_dir.clone_from(&args.data_dir);
+    config.provider_ttl = args.provider_ttl;
+    config.provider_republish = args.provider_republish_interval;
+    config.bootstrap = bootstrap;
+    config.refresh_interval = args.bootstrap_refresh_interval;
+    config.error_after = args.bootstrap_error_after;
+    config.http_bootstrap_addr = args.http_bootstrap_addr;
+    Ok(config)
 }

@@ -1,4 +1,4 @@
-//! The `speil` binary as users run it: real processes, real skopeo, real signals.
+//! The `speil` binary as users run it: flags, serving with skopeo, signals, the demo.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,145 @@
+//! The bootstrap state a node reports, and the summary of a bootstrap round.
+
+use serde::Serialize;
+
+/// How well this node is connected to the others, as `/readyz`, metrics and `speil status` show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// No bootstrap round has finished yet.
+    Starting,
+    /// At least one other node is in the routing table.
+    Connected,
+    /// Discovery worked and found no node but this one: a valid single-node cluster. Ready.
+    Standalone,
+    /// Discovery lists other nodes, and none of them could be reached.
+    Isolated,
+    /// Discovery itself fails (DNS or HTTP lookup errors).
+    DiscoveryFailed,
+}
+
+impl State {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [State; 5] = [
+        State::Starting,
+        State::Connected,
+        State::Standalone,
+        State::Isolated,
+        State::DiscoveryFailed,
+    ];
+
+    /// The state's name in metrics, logs and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Connected => "connected",
+            State::Standalone => "standalone",
+            State::Isolated => "isolated",
+            State::DiscoveryFailed => "discovery_failed",
+        }
+    }
+
+    /// Whether a node in this state should receive traffic.
+    pub fn is_ready(self) -> bool {
+        matches!(self, State::Connected | State::Standalone)
+    }
+
+    /// Whether this state is a failure that, if it lasts, an operator must act on.
+    pub fn is_failing(self) -> bool {
+        matches!(self, State::Isolated | State::DiscoveryFailed)
+    }
+
+    /// The state given how many peers are in the routing table and how the last round went.
+    pub(crate) fn from(routing_peers: usize, last_round: Option<&Round>) -> State {
+        if routing_peers > 0 {
+            return State::Connected;
+        }
+        match last_round {
+            None => State::Starting,
+            Some(r) if r.discovery_error.is_some() => State::DiscoveryFailed,
+            Some(r) if r.others() == 0 => State::Standalone,
+            Some(_) => State::Isolated,
+        }
+    }
+}
+
+/// What one bootstrap round found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Round {
+    /// When the round finished, in seconds since the Unix epoch.
+    pub finished_unix: u64,
+    /// Candidates the source listed, this node included.
+    pub candidates: usize,
+    /// Candidates dropped before dialing because they are this node.
+    pub self_dropped: usize,
+    /// Candidates dialed.
+    pub dialed: usize,
+    /// Candidates this node is connected to after the round (newly or already).
+    pub connected: usize,
+    /// Dials that failed.
+    pub failed: usize,
+    /// The first few failures, as `address: reason`.
+    pub failures: Vec<String>,
+    /// Why discovery itself failed, when it did.
+    pub discovery_error: Option<String>,
+}
+
+impl Round {
+    /// The candidates that are not this node.
+    pub fn others(&self) -> usize {
+        self.candidates - self.self_dropped
+    }
+
+    /// Whether there were other nodes to reach and none was reached.
+    pub fn all_failed(&self) -> bool {
+        self.discovery_error.is_none() && self.others() > 0 && self.connected == 0
+    }
+
+    /// The round's outcome as a metrics label.
+    pub(crate) fn result(&self) -> &'static str {
+        if self.discovery_error.is_some() {
+            "discovery_failed"
+        } else if self.others() == 0 {
+            "no_other_nodes"
+        } else if self.connected == 0 {
+            "all_failed"
+        } else {
+            "connected"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_from_routing_table_and_round() {
+        assert_eq!(State::from(0, None), State::Starting);
+        assert_eq!(State::from(1, None), State::Connected);
+        let alone = Round {
+            candidates: 1,
+            self_dropped: 1,
+            ..Round::default()
+        };
+        assert_eq!(State::from(0, Some(&alone)), State::Standalone);
+        let empty = Round::default();
+        assert_eq!(State::from(0, Some(&empty)), State::Standalone);
+        let unreachable = Round {
+            candidates: 3,
+            self_dropped: 1,
+            dialed: 2,
+            failed: 2,
+            ..Round::default()
+        };
+        assert_eq!(State::from(0, Some(&unreachable)), State::Isolated);
+        assert!(unreachable.all_failed());
+        let broken = Round {
+            discovery_error: Some("timeout".into()),
+            ..Round::default()
+        };
+        assert_eq!(State::from(0, Some(&broken)), State::DiscoveryFailed);
+        assert_eq!(State::from(2, Some(&broken)), State::Connected);
+        assert!(State::Standalone.is_ready() && !State::Isolated.is_ready());
+    }
+}

@@ -1,0 +1,157 @@
+//! Metrics of the P2P router: bootstrap candidates and rounds, self dials, the bootstrap state,
+//! peer counts and what is advertised. libp2p's own metrics are registered beside them.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::bootstrap::State;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RegistryLabels {
+    pub(crate) registry: String,
+}
+
+/// Metrics of the P2P router.
+#[derive(Clone)]
+pub struct Metrics {
+    candidates: Family<OutcomeLabels, Counter>,
+    self_dials: Counter,
+    state: Family<StateLabels, Gauge>,
+    rounds: Family<ResultLabels, Counter>,
+    connected: Gauge,
+    routing: Gauge,
+    pub(crate) advertised_tags: Family<RegistryLabels, Gauge>,
+    pub(crate) advertised_images: Family<RegistryLabels, Gauge>,
+    pub(crate) advertised_contents: Family<RegistryLabels, Gauge>,
+    pub(crate) libp2p: std::sync::Arc<libp2p::metrics::Metrics>,
+}
+
+impl Metrics {
+    /// Registers the router's metrics, and libp2p's under `libp2p_`, in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let candidates = Family::default();
+        registry.register(
+            "speil_bootstrap_candidates",
+            "Bootstrap candidates by outcome: self (dropped before dialing), dialed, connected, \
+             failed, self_dial (a dial that reached this node)",
+            Clone::clone(&candidates),
+        );
+        let self_dials = Counter::default();
+        registry.register(
+            "speil_p2p_self_dials",
+            "Connections that reached this node itself; stays 0 when self filtering works",
+            self_dials.clone(),
+        );
+        let state = Family::<StateLabels, Gauge>::default();
+        for s in State::ALL {
+            state
+                .get_or_create(&StateLabels { state: s.as_str() })
+                .set(i64::from(s == State::Starting));
+        }
+        registry.register(
+            "speil_bootstrap_state",
+            "1 for the node's current bootstrap state, 0 for the others",
+            state.clone(),
+        );
+        let rounds = Family::default();
+        registry.register(
+            "speil_bootstrap_rounds",
+            "Bootstrap rounds by result: connected, no_other_nodes, all_failed, discovery_failed",
+            Clone::clone(&rounds),
+        );
+        let connected = Gauge::default();
+        registry.register(
+            "speil_p2p_connected_peers",
+            "Peers with an open connection",
+            connected.clone(),
+        );
+        let routing = Gauge::default();
+        registry.register(
+            "speil_p2p_routing_table_peers",
+            "Peers in the Kademlia routing table",
+            routing.clone(),
+        );
+        let advertised_tags = Family::default();
+        registry.register(
+            "speil_advertised_image_tags",
+            "Image tags advertised to other nodes, by registry",
+            Clone::clone(&advertised_tags),
+        );
+        let advertised_images = Family::default();
+        registry.register(
+            "speil_advertised_image_digests",
+            "Image (manifest or index) digests advertised to other nodes, by registry",
+            Clone::clone(&advertised_images),
+        );
+        let advertised_contents = Family::default();
+        registry.register(
+            "speil_advertised_content_digests",
+            "Content digests (manifests, configs, layers) advertised to other nodes, by registry",
+            Clone::clone(&advertised_contents),
+        );
+        let libp2p = std::sync::Arc::new(libp2p::metrics::Metrics::new(registry));
+        Metrics {
+            candidates,
+            self_dials,
+            state,
+            rounds,
+            connected,
+            routing,
+            advertised_tags,
+            advertised_images,
+            advertised_contents,
+            libp2p,
+        }
+    }
+
+    pub(crate) fn candidate(&self, outcome: &'static str) {
+        self.candidates
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub(crate) fn candidates(&self, outcome: &'static str, n: usize) {
+        self.candidates
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n as u64);
+    }
+
+    pub(crate) fn self_dial(&self) {
+        self.self_dials.inc();
+    }
+
+    pub(crate) fn set_state(&self, current: State) {
+        for s in State::ALL {
+            self.state
+                .get_or_create(&StateLabels { state: s.as_str() })
+                .set(i64::from(s == current));
+        }
+    }
+
+    pub(crate) fn round(&self, result: &'static str) {
+        self.rounds.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub(crate) fn peers(&self, connected: usize, routing: usize) {
+        self.connected.set(connected as i64);
+        self.routing.set(routing as i64);
+    }
+}

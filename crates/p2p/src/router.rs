@@ -1,0 +1,321 @@
+//! The handle the rest of Speil holds: advertise and withdraw content keys, look up who provides
+//! a key, and read the node's P2P status. Starting the router spawns the swarm task, the
+//! bootstrap controller and, when configured, the HTTP bootstrap endpoint.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, RecordKey};
+use libp2p::{Multiaddr, PeerId, identify, noise, tcp, yamux};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bootstrap::http::IdDocument;
+use crate::bootstrap::{Controller, Round, State};
+use crate::config::Config;
+use crate::key::dht_key;
+use crate::metrics::Metrics;
+use crate::swarm::{
+    Behaviour, Command, Counts, EventLoop, IDENTIFY_PROTOCOL, KAD_PROTOCOL, PeerInfo,
+};
+
+/// Commands that may wait for the swarm task before callers feel back-pressure.
+const COMMAND_BUFFER: usize = 1024;
+/// Providers a lookup may have found before its reader takes them.
+const LOOKUP_BUFFER: usize = 32;
+/// How many provider records the node may hold for itself and others.
+const MAX_PROVIDED_KEYS: usize = 200_000;
+
+/// A node that holds a looked-up key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// Its peer id.
+    pub peer: PeerId,
+    /// Its router addresses; its registry is at the same IPs.
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// The bootstrap part of the status, as the controller publishes it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BootstrapStatus {
+    pub(crate) state: State,
+    pub(crate) since_unix: u64,
+    pub(crate) last_round: Option<Round>,
+}
+
+/// This node's P2P status, for readiness, `/status` and `speil status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The peer id.
+    pub peer_id: String,
+    /// The addresses the router listens on.
+    pub listen_addrs: Vec<String>,
+    /// The bootstrap source kind: none, dns, http or static.
+    pub bootstrap_kind: &'static str,
+    /// The bootstrap state.
+    pub state: State,
+    /// When the state was entered, in seconds since the Unix epoch.
+    pub state_since_unix: u64,
+    /// The last bootstrap round, once one has finished.
+    pub last_round: Option<Round>,
+    /// Peers with an open connection.
+    pub connected_peers: usize,
+    /// Peers in the routing table.
+    pub routing_table_peers: usize,
+}
+
+/// The P2P router's handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Router {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    bootstrap_kind: &'static str,
+    bootstrap: watch::Receiver<BootstrapStatus>,
+    counts: watch::Receiver<Counts>,
+    listen_addrs: watch::Receiver<Vec<Multiaddr>>,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Router {
+    /// Starts the router with identity `key`: binds `config.listen` (failing at once if it
+    /// cannot), then runs until `shutdown`, its tasks tracked by `tasks`.
+    pub async fn start(
+        config: Config,
+        key: Keypair,
+        metrics: Metrics,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Router> {
+        let peer_id = key.public().to_peer_id();
+        let mut swarm = build_swarm(key, &config).map_err(std::io::Error::other)?;
+        swarm
+            .listen_on(crate::bootstrap::tcp_multiaddr(config.listen))
+            .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;
+        // Listening is reported as an event; wait for it so a port that is taken fails here.
+        let listen_addrs = first_listen_addrs(&mut swarm, config.listen).await?;
+        let bound_port = crate::bootstrap::socket_addr(&listen_addrs[0])
+            .map_or(config.listen.port(), |a| a.port());
+        let bound = SocketAddr::new(config.listen.ip(), bound_port);
+
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
+        let (counts_tx, counts_rx) = watch::channel(Counts::default());
+        let (listen_tx, listen_rx) = watch::channel(listen_addrs);
+        let (bootstrap_tx, bootstrap_rx) = watch::channel(BootstrapStatus {
+            state: State::Starting,
+            since_unix: unix_now(),
+            last_round: None,
+        });
+
+        let event_loop = EventLoop::new(swarm, commands_rx, metrics.clone(), counts_tx, listen_tx);
+        tasks.spawn(event_loop.run(shutdown.child_token()));
+
+        if let Some(addr) = config.http_bootstrap_addr {
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("--http-bootstrap-addr {addr}: {e}"))
+            })?;
+            let (doc_tx, doc_rx) = watch::channel(IdDocument {
+                id: peer_id,
+                addrs: Vec::new(),
+            });
+            let mut addrs = listen_rx.clone();
+            let token = shutdown.child_token();
+            tasks.spawn(async move {
+                loop {
+                    let current = addrs.borrow_and_update().clone();
+                    doc_tx.send_modify(|d| d.addrs = current);
+                    tokio::select! {
+                        r = addrs.changed() => if r.is_err() { return },
+                        () = token.cancelled() => return,
+                    }
+                }
+            });
+            tasks.spawn(crate::bootstrap::http::serve(
+                listener,
+                doc_rx,
+                shutdown.child_token(),
+            ));
+        }
+
+        let bootstrap_kind = config.bootstrap.kind();
+        let controller = Controller::new(
+            &config,
+            peer_id,
+            bound,
+            commands_tx.clone(),
+            counts_rx.clone(),
+            bootstrap_tx,
+            metrics,
+        );
+        tasks.spawn(controller.run(shutdown.child_token()));
+
+        Ok(Router {
+            commands: commands_tx,
+            peer_id,
+            bootstrap_kind,
+            bootstrap: bootstrap_rx,
+            counts: counts_rx,
+            listen_addrs: listen_rx,
+        })
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Advertises `content_keys` (digests, tag references) until they are withdrawn; records
+    /// are republished before they expire.
+    pub async fn advertise(&self, content_keys: &[String]) {
+        let keys: Vec<RecordKey> = content_keys.iter().map(|k| dht_key(k)).collect();
+        let _ = self.commands.send(Command::Provide(keys)).await;
+    }
+
+    /// Stops advertising `content_keys`.
+    pub async fn withdraw(&self, content_keys: &[String]) {
+        let keys: Vec<RecordKey> = content_keys.iter().map(|k| dht_key(k)).collect();
+        let _ = self.commands.send(Command::Unprovide(keys)).await;
+    }
+
+    /// The other nodes that provide `content_key`, as they are found; the channel closes when
+    /// the lookup is over. Never yields this node. Concurrent lookups of one key share one DHT
+    /// query, and results are reused for a few seconds.
+    pub async fn lookup(&self, content_key: &str) -> mpsc::Receiver<Provider> {
+        let (tx, rx) = mpsc::channel(LOOKUP_BUFFER);
+        let _ = self
+            .commands
+            .send(Command::Lookup {
+                key: dht_key(content_key),
+                reply: tx,
+            })
+            .await;
+        rx
+    }
+
+    /// The node's P2P status now.
+    pub fn status(&self) -> Status {
+        let b = self.bootstrap.borrow().clone();
+        let c = *self.counts.borrow();
+        Status {
+            peer_id: self.peer_id.to_string(),
+            listen_addrs: self
+                .listen_addrs
+                .borrow()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            bootstrap_kind: self.bootstrap_kind,
+            state: b.state,
+            state_since_unix: b.since_unix,
+            last_round: b.last_round,
+            connected_peers: c.connected,
+            routing_table_peers: c.routing,
+        }
+    }
+
+    /// The peers this node knows, connected or in the routing table.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Peers(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Whether the node should receive traffic: its state is `connected` or `standalone`.
+    pub fn ready(&self) -> Result<(), String> {
+        let state = self.bootstrap.borrow().state;
+        if state.is_ready() {
+            Ok(())
+        } else {
+            Err(format!("bootstrap state is {}", state.as_str()))
+        }
+    }
+}
+
+fn build_swarm(
+    key: Keypair,
+    config: &Config,
+) -> Result<libp2p::Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config
+                .set_query_timeout(Duration::from_secs(10))
+                .set_provider_record_ttl(Some(config.provider_ttl))
+                .set_provider_publication_interval(Some(config.provider_republish))
+                // Speil stores no values in the DHT, only provider records.
+                .set_record_ttl(None)
+                .set_publication_interval(None)
+                .set_replication_interval(None);
+            let store_config = kad::store::MemoryStoreConfig {
+                max_provided_keys: MAX_PROVIDED_KEYS,
+                max_records: 0,
+                ..Default::default()
+            };
+            let store = kad::store::MemoryStore::with_config(peer_id, store_config);
+            let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+            kad.set_mode(Some(kad::Mode::Server));
+            let identify = identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("speil/{}", env!("CARGO_PKG_VERSION"))),
+            );
+            Behaviour { kad, identify }
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    Ok(swarm)
+}
+
+/// Waits until the swarm reports its listen addresses (or fails to listen).
+async fn first_listen_addrs(
+    swarm: &mut libp2p::Swarm<Behaviour>,
+    listen: SocketAddr,
+) -> std::io::Result<Vec<Multiaddr>> {
+    use futures::StreamExt as _;
+    let mut addrs = Vec::new();
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => match event {
+                libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } => {
+                    addrs.push(address);
+                    // An unspecified address reports one address per interface; take what came
+                    // in the first moment.
+                    if !listen.ip().is_unspecified() {
+                        return Ok(addrs);
+                    }
+                    deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(50));
+                }
+                libp2p::swarm::SwarmEvent::ListenerError { error, .. }
+                | libp2p::swarm::SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
+                    return Err(std::io::Error::new(error.kind(), format!("--router-addr {listen}: {error}")));
+                }
+                _ => {}
+            },
+            () = &mut deadline => {
+                return if addrs.is_empty() {
+                    Err(std::io::Error::other(format!("--router-addr {listen}: not listening after 5 s")))
+                } else {
+                    Ok(addrs)
+                };
+            }
+        }
+    }
+}

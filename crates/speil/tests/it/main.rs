@@ -1,0 +1,5 @@
+//! Integration tests of the `speil` binary: real processes, real skopeo, real dnsmasq, real
+//! signals. One test binary; one module per area.
+
+mod bootstrap;
+mod cli;
