@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The P2P benchmark: 50 nodes on their own loopback IPs (127.77.0.1-50, same ports, like pods)
+# started together with DNS bootstrap through dnsmasq; time until every node is `connected`
+# after the last one started; lookup latency of keys held by one node, from the others; resident
+# memory of an idle node.
+#
+#   bench/p2p.sh        (as root, to install dnsmasq-base)
+source "$(dirname "$0")/lib.sh"
+
+need dnsmasq dnsmasq-base
+need curl curl
+need python3 python3
+
+# 50 nodes share both cores; nothing is pinned.
+SERVER_CPU=()
+
+NODES=${NODES:-50}
+LOOKUPS=${LOOKUPS:-400}
+NET=127.77.0
+NAME=speil-bench.test
+
+echo "==> building speil (release)"
+cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
+SPEIL="$ROOT/target/release/speil"
+GEN="$ROOT/target/release/gen-layout"
+
+# Node 1 holds an image of 200 small layers: 200 distinct keys to look up, so every lookup is a
+# fresh DHT query rather than a cached answer.
+mkdir -p "$SCRATCH/layouts"
+for i in $(seq 1 "$NODES"); do
+    "$GEN" "$SCRATCH/layouts/$i" blob 1 >/dev/null
+done
+SIZES=$(for _ in $(seq 1 200); do printf '1KiB '; done)
+# shellcheck disable=SC2086
+"$GEN" "$SCRATCH/layouts/1" image example.com/bench/many:1.0 $SIZES >/dev/null
+
+: >"$SCRATCH/hosts"
+for i in $(seq 1 "$NODES"); do echo "$NET.$i $NAME" >>"$SCRATCH/hosts"; done
+start "$SCRATCH/dnsmasq.log" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
+    --no-hosts --bind-interfaces --user=root --pid-file= --local-ttl=0 --log-facility=- \
+    --listen-address="$NET.253" --port=53 --addn-hosts="$SCRATCH/hosts"
+sleep 0.3
+
+echo "==> starting $NODES nodes"
+declare -a NODE_PIDS
+for i in $(seq 1 "$NODES"); do
+    start "$SCRATCH/node-$i.log" "$SPEIL" run --oci-dir "$SCRATCH/layouts/$i" \
+        --registry-addr "$NET.$i:5000" --metrics-addr "$NET.$i:9090" --router-addr "$NET.$i:5001" \
+        --bootstrap-kind dns --dns-bootstrap-domain "$NAME" --dns-bootstrap-nameserver "$NET.253:53" \
+        --log-level warn
+    NODE_PIDS[i]=$STARTED
+done
+LAST_START=$(date +%s.%N)
+
+pending=$(seq 1 "$NODES")
+while [[ -n $pending ]]; do
+    next=""
+    for i in $pending; do
+        state=$(curl -s "http://$NET.$i:9090/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p2p"]["state"])' 2>/dev/null || true)
+        [[ $state == connected ]] || next="$next $i"
+    done
+    pending=$next
+    [[ -z $pending ]] && break
+    if awk -v s="$LAST_START" -v n="$(date +%s.%N)" 'BEGIN { exit !(n - s > 120) }'; then
+        echo "bench: nodes not connected after 120 s:$pending" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+CONVERGED=$(awk -v s="$LAST_START" -v n="$(date +%s.%N)" 'BEGIN { printf "%.2f", n - s }')
+
+echo "==> $LOOKUPS lookups of distinct keys held by node 1, from the other nodes"
+DIGESTS=$(python3 - "$SCRATCH/layouts/1" <<'PY'
+import json, sys
+root = sys.argv[1]
+index = json.load(open(f"{root}/index.json"))
+top = index["manifests"][0]["digest"]
+manifest = json.load(open(f"{root}/blobs/sha256/{top[7:]}"))
+for layer in manifest["layers"]:
+    print(layer["digest"])
+PY
+)
+# Let node 1's records reach the DHT (published 128 per 100 ms).
+sleep 3
+: >"$SCRATCH/lookups"
+n=0
+while ((n < LOOKUPS)); do
+    for d in $DIGESTS; do
+        ((n < LOOKUPS)) || break
+        asker=$((2 + RANDOM % (NODES - 1)))
+        curl -s "http://$NET.$asker:9090/debug/lookup?key=$d" >>"$SCRATCH/lookups"
+        echo >>"$SCRATCH/lookups"
+        n=$((n + 1))
+    done
+    # Past the 5 s result cache before the same keys are asked again.
+    ((n < LOOKUPS)) && sleep 5
+done
+read -r P50 P99 FOUND < <(python3 - "$SCRATCH/lookups" <<'PY'
+import json, sys
+times, found = [], 0
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line:
+        continue
+    r = json.loads(line)
+    if r["providers"]:
+        found += 1
+        times.append(r["providers"][0]["after_ms"])
+times.sort()
+pct = lambda p: times[min(len(times) - 1, int(p * len(times)))] if times else float("nan")
+print(f"{pct(0.50):.2f} {pct(0.99):.2f} {found}")
+PY
+)
+
+sleep 2
+IDLE=$(rss_kib "${NODE_PIDS[NODES]}")
+MAX_IDLE=0
+for i in $(seq 1 "$NODES"); do
+    r=$(rss_kib "${NODE_PIDS[i]}")
+    ((r > MAX_IDLE)) && MAX_IDLE=$r
+done
+
+SELF_DIALS=0
+for i in $(seq 1 "$NODES"); do
+    v=$(curl -s "http://$NET.$i:9090/metrics" | awk '/^speil_p2p_self_dials_total/ {print $2}')
+    SELF_DIALS=$((SELF_DIALS + ${v%.*}))
+done
+
+echo
+printf '%-44s %12s %10s %s\n' "measure" "speil" "target" ""
+printf '%-44s %12s %10s %s\n' "$NODES nodes all connected after last start, s" "$CONVERGED" "<= 10" "$(verdict "$CONVERGED" 10 "<=")"
+printf '%-44s %12s %10s %s\n' "lookup to first provider p50, ms" "$P50" "<= 2" "$(verdict "$P50" 2 "<=")"
+printf '%-44s %12s %10s %s\n' "lookup to first provider p99, ms" "$P99" "<= 20" "$(verdict "$P99" 20 "<=")"
+printf '%-44s %12s %10s %s\n' "lookups that found node 1" "$FOUND/$LOOKUPS" "all" ""
+printf '%-44s %12s %10s %s\n' "RSS of an idle node, MiB (largest of $NODES)" "$(mib "$MAX_IDLE")" "<= 20" "$(verdict "$(mib "$MAX_IDLE")" 20 "<=")"
+printf '%-44s %12s %10s %s\n' "self dials, all nodes" "$SELF_DIALS" "0" ""
