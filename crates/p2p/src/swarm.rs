@@ -29,9 +29,10 @@ const LOOKUP_CACHE_TTL: Duration = Duration::from_secs(5);
 const LOOKUP_CACHE_MAX: usize = 4096;
 /// Most peers whose addresses are remembered.
 const ADDRESS_BOOK_MAX: usize = 10_000;
-/// Provider records (re)published per tick, so re-announcing thousands of keys does not start
-/// thousands of DHT queries at once.
-const PROVIDES_PER_TICK: usize = 128;
+/// Provider records being published at once. Each is a DHT query reaching up to 20 peers; a node
+/// announcing thousands of keys at once held tens of MiB of transient buffers afterwards (see
+/// docs/benchmarks.md), so announcements are queued and published this many at a time.
+const PROVIDES_IN_FLIGHT: usize = 8;
 const TICK: Duration = Duration::from_millis(100);
 
 #[derive(NetworkBehaviour)]
@@ -111,6 +112,7 @@ pub(crate) struct EventLoop {
     listen_addrs: watch::Sender<Vec<Multiaddr>>,
     provided: HashSet<RecordKey>,
     provide_queue: VecDeque<RecordKey>,
+    providing: HashSet<QueryId>,
     lookups: HashMap<QueryId, Lookup>,
     lookup_by_key: HashMap<RecordKey, QueryId>,
     cache: HashMap<RecordKey, (Instant, Vec<Provider>)>,
@@ -144,6 +146,7 @@ impl EventLoop {
             listen_addrs,
             provided: HashSet::new(),
             provide_queue: VecDeque::new(),
+            providing: HashSet::new(),
             lookups: HashMap::new(),
             lookup_by_key: HashMap::new(),
             cache: HashMap::new(),
@@ -204,26 +207,36 @@ impl EventLoop {
     }
 
     fn on_tick(&mut self) {
-        for _ in 0..PROVIDES_PER_TICK {
-            let Some(key) = self.provide_queue.pop_front() else {
-                break;
-            };
-            if !self.provided.contains(&key) {
-                continue;
-            }
-            if let Err(e) = self.kad().start_providing(key)
-                && !self.store_full_warned
-            {
-                tracing::warn!(error = %e, "cannot advertise more content: provider store full");
-                self.store_full_warned = true;
-            }
-        }
+        self.publish_queued();
         let now = Instant::now();
         self.cache
             .retain(|_, (at, _)| now.duration_since(*at) < LOOKUP_CACHE_TTL);
         // Rounds whose caller stopped waiting need not be kept.
         self.rounds
             .retain(|_, r| r.reply.as_ref().is_some_and(|s| !s.is_closed()));
+    }
+
+    /// Starts publishing queued keys while fewer than [`PROVIDES_IN_FLIGHT`] are under way.
+    fn publish_queued(&mut self) {
+        while self.providing.len() < PROVIDES_IN_FLIGHT {
+            let Some(key) = self.provide_queue.pop_front() else {
+                break;
+            };
+            if !self.provided.contains(&key) {
+                continue;
+            }
+            match self.kad().start_providing(key) {
+                Ok(id) => {
+                    self.providing.insert(id);
+                }
+                Err(e) => {
+                    if !self.store_full_warned {
+                        tracing::warn!(error = %e, "cannot advertise more content: provider store full");
+                        self.store_full_warned = true;
+                    }
+                }
+            }
+        }
     }
 
     // ---- lookups ----
@@ -548,8 +561,13 @@ impl EventLoop {
                     }
                 }
                 QueryResult::GetProviders(_) => self.finish_lookup(id),
-                QueryResult::StartProviding(Err(e)) => {
-                    tracing::debug!(error = %e, "publishing a provider record reached no peer");
+                QueryResult::StartProviding(result) => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "publishing a provider record reached no peer");
+                    }
+                    if self.providing.remove(&id) {
+                        self.publish_queued();
+                    }
                 }
                 QueryResult::Bootstrap(Err(e)) => {
                     tracing::debug!(error = %e, "kademlia bootstrap query failed");
