@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oci::Digest;
+use oci::{Digest, ImageReference};
 use store::{ContentStore, Event, Image};
 use tokio_util::sync::CancellationToken;
 
@@ -15,13 +15,35 @@ use crate::router::Router;
 /// Store events arriving within this window are applied together.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
 
-/// Decides which images may be advertised (the registry filters of the mirror issue plug in
-/// here); the default advertises everything.
-pub type Filter = Arc<dyn Fn(&Image) -> bool + Send + Sync>;
+/// Decides what may be advertised; the registry's `--mirrored-registries` and
+/// `--registry-filters` implement it. The default advertises everything.
+pub trait Filter: Send + Sync {
+    /// Whether any key of `image` may be advertised.
+    fn image(&self, _image: &Image) -> bool {
+        true
+    }
 
-/// The keys of one image: its tag reference (when named) and every digest it consists of.
-pub fn keys_of(image: &Image) -> Vec<String> {
-    let mut keys: Vec<String> = image.name.iter().filter_map(|n| n.tag_key()).collect();
+    /// Whether the tag reference of an image named `name` may be advertised (its digests are
+    /// advertised regardless: content under a digest never goes stale).
+    fn tag(&self, _name: &ImageReference) -> bool {
+        true
+    }
+}
+
+/// Advertises everything.
+pub struct Everything;
+
+impl Filter for Everything {}
+
+/// The keys of one image: its tag reference (when named and allowed) and every digest it
+/// consists of.
+pub fn keys_of(image: &Image, filter: &dyn Filter) -> Vec<String> {
+    let mut keys: Vec<String> = image
+        .name
+        .iter()
+        .filter(|n| filter.tag(n))
+        .filter_map(|n| n.tag_key())
+        .collect();
     keys.extend(image.contents.iter().map(Digest::to_string));
     keys
 }
@@ -32,7 +54,7 @@ pub async fn run(
     store: Arc<dyn ContentStore>,
     router: Router,
     metrics: Metrics,
-    filter: Option<Filter>,
+    filter: Arc<dyn Filter>,
     shutdown: CancellationToken,
 ) {
     let mut events = store.watch();
@@ -61,11 +83,11 @@ pub async fn run(
             apply(&mut images, event);
         }
 
-        let wanted: Vec<&Image> = images
-            .values()
-            .filter(|i| filter.as_ref().is_none_or(|f| f(i)))
+        let wanted: Vec<&Image> = images.values().filter(|i| filter.image(i)).collect();
+        let desired: HashSet<String> = wanted
+            .iter()
+            .flat_map(|i| keys_of(i, filter.as_ref()))
             .collect();
-        let desired: HashSet<String> = wanted.iter().flat_map(|i| keys_of(i)).collect();
         let add: Vec<String> = desired.difference(&advertised).cloned().collect();
         let remove: Vec<String> = advertised.difference(&desired).cloned().collect();
         if !add.is_empty() {
@@ -81,7 +103,7 @@ pub async fn run(
             "advertisements synced"
         );
         advertised = desired;
-        set_gauges(&metrics, &wanted);
+        set_gauges(&metrics, &wanted, filter.as_ref());
     }
 }
 
@@ -106,7 +128,7 @@ fn apply(images: &mut HashMap<(Option<String>, Digest), Image>, event: Event) {
     }
 }
 
-fn set_gauges(metrics: &Metrics, images: &[&Image]) {
+fn set_gauges(metrics: &Metrics, images: &[&Image], filter: &dyn Filter) {
     let mut tags: BTreeMap<String, HashSet<String>> = BTreeMap::new();
     let mut tops: BTreeMap<String, HashSet<&Digest>> = BTreeMap::new();
     let mut contents: BTreeMap<String, HashSet<&Digest>> = BTreeMap::new();
@@ -115,7 +137,12 @@ fn set_gauges(metrics: &Metrics, images: &[&Image]) {
             .name
             .as_ref()
             .map_or_else(|| "unknown".to_owned(), |n| n.registry.to_string());
-        if let Some(key) = i.name.as_ref().and_then(|n| n.tag_key()) {
+        if let Some(key) = i
+            .name
+            .as_ref()
+            .filter(|n| filter.tag(n))
+            .and_then(|n| n.tag_key())
+        {
             tags.entry(registry.clone()).or_default().insert(key);
         }
         tops.entry(registry.clone()).or_default().insert(&i.digest);

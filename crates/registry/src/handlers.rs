@@ -11,6 +11,7 @@ use oci::{ByteRange, Digest, DistributionPath, Kind, RangeParse, Reference};
 
 use crate::Registry;
 use crate::error::ApiError;
+use crate::mirror::MIRRORED_HEADER;
 
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
@@ -43,6 +44,9 @@ pub(crate) async fn readyz(State(state): State<Arc<Registry>>) -> Response {
 }
 
 /// Every other path: manifests and blobs under `/v2/`, and a 404 with an OCI body for the rest.
+///
+/// Local content first; on a miss, peers through the mirror, unless the request itself came
+/// from a peer (one hop only), the registry is not mirrored, or a filter excludes the reference.
 pub(crate) async fn distribution(
     State(state): State<Arc<Registry>>,
     method: Method,
@@ -58,21 +62,53 @@ pub(crate) async fn distribution(
         _ => return Err(ApiError::MethodNotAllowed),
     };
     let path = DistributionPath::parse(uri.path(), uri.query())?;
+    let registry = path.registry.as_str();
     let unknown = || ApiError::Unknown {
         kind: path.kind,
         reference: path.reference.to_string(),
     };
+    if !state.filters.serves(&path.registry) {
+        state.metrics.content_request(registry, false);
+        return Err(unknown());
+    }
+    if let Some(response) = serve_local(&state, &path, head, &headers).await? {
+        state.metrics.content_request(registry, true);
+        return Ok(response);
+    }
+    let from_peer = headers.get(MIRRORED_HEADER).is_some();
+    let result = match &state.mirror {
+        Some(mirror) if !from_peer && !state.filters.excludes(&path.full_reference()) => {
+            mirror.serve(&path, head, &headers).await
+        }
+        _ => Err(unknown()),
+    };
+    state.metrics.content_request(registry, result.is_ok());
+    result
+}
 
+/// The answer from this node's own store; `None` when the store does not hold the content.
+async fn serve_local(
+    state: &Registry,
+    path: &DistributionPath,
+    head: bool,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
     let digest: Digest = match &path.reference {
         Reference::Digest(d) => d.clone(),
-        Reference::Tag(_) => {
-            let key = path.full_reference();
-            state.store.resolve(&key).await?.ok_or_else(unknown)?
-        }
+        Reference::Tag(_) => match state.store.resolve(&path.full_reference()).await? {
+            Some(d) => d,
+            None => return Ok(None),
+        },
     };
-    let info = state.store.describe(&digest).await?.ok_or_else(unknown)?;
+    let Some(info) = state.store.describe(&digest).await? else {
+        return Ok(None);
+    };
     if path.kind == Kind::Manifest && !info.is_manifest() {
-        return Err(unknown());
+        // A blob asked for as a manifest: this node knows what it is; no peer would differ.
+        return Err(ApiError::Unknown {
+            kind: path.kind,
+            reference: path.reference.to_string(),
+        });
     }
 
     let range = match (
@@ -118,11 +154,9 @@ pub(crate) async fn distribution(
     let body = if head {
         Body::empty()
     } else {
-        let content = state
-            .store
-            .open(&digest, range)
-            .await?
-            .ok_or_else(unknown)?;
+        let Some(content) = state.store.open(&digest, range).await? else {
+            return Ok(None);
+        };
         let served = state.metrics.bytes_counter("local");
         Body::from_stream(content.stream.inspect_ok(move |b| {
             served.inc_by(b.len() as u64);
@@ -135,5 +169,5 @@ pub(crate) async fn distribution(
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
-    Ok(response)
+    Ok(Some(response))
 }

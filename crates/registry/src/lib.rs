@@ -2,8 +2,10 @@
 //! and the mapping of every failure to an OCI error body, served from a [`store::ContentStore`].
 
 mod error;
+mod filter;
 mod handlers;
 mod metrics;
+pub mod mirror;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +20,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use filter::{FilterError, Filters};
 pub use metrics::Metrics;
+pub use mirror::Mirror;
 
 /// Answers whether the node is ready for traffic, and if not, why (shown by `/readyz`).
 pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -28,16 +32,33 @@ pub struct Registry {
     store: Arc<dyn ContentStore>,
     metrics: Metrics,
     readiness: Readiness,
+    mirror: Option<Mirror>,
+    filters: Filters,
 }
 
 impl Registry {
     /// A registry serving `store`, counting into `metrics`, ready whenever `readiness` says so.
+    /// It serves local content only until [`Registry::with_mirror`] adds peers.
     pub fn new(store: Arc<dyn ContentStore>, metrics: Metrics, readiness: Readiness) -> Self {
         Registry {
             store,
             metrics,
             readiness,
+            mirror: None,
+            filters: Filters::default(),
         }
+    }
+
+    /// Serves local misses from peers through `mirror`.
+    pub fn with_mirror(mut self, mirror: Mirror) -> Self {
+        self.mirror = Some(mirror);
+        self
+    }
+
+    /// Limits what is served by `filters`.
+    pub fn with_filters(mut self, filters: Filters) -> Self {
+        self.filters = filters;
+        self
     }
 
     /// The HTTP routes: `/v2/…`, `/readyz`, `/livez`; everything else is a 404 with an OCI body.

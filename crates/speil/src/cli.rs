@@ -51,11 +51,55 @@ pub(crate) struct RunArgs {
     pub(crate) p2p: P2pArgs,
 
     #[command(flatten)]
+    pub(crate) mirror: MirrorArgs,
+
+    #[command(flatten)]
     pub(crate) log: LogArgs,
 
     /// How long in-flight responses may take to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SPEIL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
     pub(crate) shutdown_timeout: Duration,
+}
+
+/// Flags of mirroring from peers.
+#[derive(Debug, Args)]
+pub(crate) struct MirrorArgs {
+    /// Registries served and advertised, comma-separated (https://docker.io, ghcr.io, …);
+    /// empty for every registry. Requests for others are answered 404 at once.
+    #[arg(long, env = "SPEIL_MIRRORED_REGISTRIES", value_delimiter = ',', value_parser = registry_url)]
+    pub(crate) mirrored_registries: Vec<oci::Registry>,
+
+    /// Regular expressions over full references (registry/repository:tag or …@digest), comma-
+    /// separated: a matching reference is never served from peers and its tag never advertised.
+    /// For example ":latest$" keeps mutable tags going upstream.
+    #[arg(long, env = "SPEIL_REGISTRY_FILTERS", value_delimiter = ',')]
+    pub(crate) registry_filters: Vec<String>,
+
+    /// Resolve tags through peers (registry/repository:tag keys); false serves digests only.
+    #[arg(long, env = "SPEIL_RESOLVE_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) resolve_tags: bool,
+
+    /// The port of peers' registries; the port of --registry-addr when absent (a DaemonSet).
+    #[arg(long, env = "SPEIL_MIRROR_PEER_PORT")]
+    pub(crate) mirror_peer_port: Option<u16>,
+
+    /// How long connecting to one peer address may take.
+    #[arg(long, env = "SPEIL_MIRROR_CONNECT_TIMEOUT", default_value = "200ms", value_parser = duration)]
+    pub(crate) mirror_connect_timeout: Duration,
+
+    /// How long to wait for the first provider before answering 404 (containerd then goes
+    /// upstream).
+    #[arg(long, env = "SPEIL_MIRROR_RESOLVE_TIMEOUT", default_value = "20ms", value_parser = duration)]
+    pub(crate) mirror_resolve_timeout: Duration,
+
+    /// Most peers tried for one request.
+    #[arg(long, env = "SPEIL_MIRROR_RESOLVE_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub(crate) mirror_resolve_retries: u16,
+
+    /// How long a peer that failed (refused, timed out, answered wrongly, served bad bytes) is
+    /// left out of every request.
+    #[arg(long, env = "SPEIL_MIRROR_PEER_QUARANTINE", default_value = "30s", value_parser = duration)]
+    pub(crate) mirror_peer_quarantine: Duration,
 }
 
 /// Flags of the P2P router and its bootstrap.
@@ -156,6 +200,11 @@ pub(crate) struct DemoArgs {
     )]
     pub(crate) dir: PathBuf,
 
+    /// Write no sample image, only an empty layout: a second demo node that gets the sample
+    /// from the first one through the P2P network.
+    #[arg(long, env = "SPEIL_DEMO_NO_SAMPLE")]
+    pub(crate) no_sample: bool,
+
     #[command(flatten)]
     pub(crate) run: RunArgs,
 }
@@ -185,6 +234,22 @@ pub(crate) enum LogFormat {
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (expected a duration such as 500ms, 2s or 5m)"))
+}
+
+/// A registry as a URL (`https://docker.io`) or a host (`docker.io`, `localhost:5000`).
+fn registry_url(s: &str) -> Result<oci::Registry, String> {
+    let host = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let host = host.trim_end_matches('/');
+    let host = if host == "registry-1.docker.io" || host == "index.docker.io" {
+        "docker.io"
+    } else {
+        host
+    };
+    host.parse()
+        .map_err(|e| format!("{e} (expected a registry URL such as https://docker.io)"))
 }
 
 fn http_url(s: &str) -> Result<String, String> {
@@ -237,6 +302,10 @@ mod tests {
             ("--http-bootstrap-url", "speil:5002/id"),
             ("--bootstrap-kind", "mdns"),
             ("--bootstrap-error-after", "later"),
+            ("--mirrored-registries", "https://exa mple.com"),
+            ("--mirror-resolve-retries", "0"),
+            ("--resolve-tags", "maybe"),
+            ("--mirror-resolve-timeout", "fast"),
         ] {
             let err = Cli::try_parse_from(["speil", "run", flag, value]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag}: {err}");

@@ -11,22 +11,32 @@ use crate::cli::DemoArgs;
 /// The sample image's name.
 pub(crate) const SAMPLE: &str = "example.com/speil/hello:1.0";
 
-/// Writes the sample image, then runs the node.
+/// Writes the sample image (or an empty layout), prints how to pull it, then runs the node.
 pub(crate) fn main(mut args: DemoArgs) -> anyhow::Result<()> {
-    write_sample(&args.dir)
-        .with_context(|| format!("writing the sample image to {}", args.dir.display()))?;
+    let written = if args.no_sample {
+        LayoutWriter::open(&args.dir)
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+    } else {
+        write_sample(&args.dir)
+    };
+    written.with_context(|| format!("writing the demo layout to {}", args.dir.display()))?;
     let addr = args.run.registry_addr;
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
         addr.ip().to_string()
     };
+    let origin = if args.no_sample {
+        "another node (this node's layout is empty)".to_owned()
+    } else {
+        args.dir.display().to_string()
+    };
     eprintln!(
-        "Serving {SAMPLE} from {dir}. Pull it with:\n\
+        "Serving {SAMPLE} from {origin}. Pull it with:\n\
          \n  skopeo copy --src-tls-verify=false --all docker://{host}:{port}/{SAMPLE} oci:/tmp/hello\n\
          \nor look at it with:\n\
          \n  curl -s http://{host}:{port}/v2/speil/hello/manifests/1.0?ns=example.com\n",
-        dir = args.dir.display(),
         port = addr.port(),
     );
     args.run.oci_dir = Some(args.dir);

@@ -26,6 +26,12 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signal(shutdown.clone()).context("installing signal handlers")?;
 
+    // Everything that can be refused is checked before anything starts.
+    let p2p_config = p2p_config(&args.p2p)?;
+    let filters = registry::Filters::new(
+        args.mirror.mirrored_registries.clone(),
+        &args.mirror.registry_filters,
+    )?;
     let Some(dir) = &args.oci_dir else {
         bail!("no content store: pass --oci-dir DIR (an OCI image-layout directory)");
     };
@@ -38,6 +44,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     .with_context(|| format!("--oci-dir {}", dir.display()))?;
     let images = store.images().await?.len();
     let store: Arc<dyn ContentStore> = Arc::new(store);
+    let registry_listener = TcpListener::bind(args.registry_addr)
+        .await
+        .with_context(|| format!("--registry-addr {}", args.registry_addr))?;
+    let metrics_listener = TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("--metrics-addr {}", args.metrics_addr))?;
+    let registry_addr = registry_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
 
     let mut metrics = MetricsRegistry::default();
     crate::metrics::register_build_info(&mut metrics);
@@ -45,7 +59,6 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let p2p_metrics = p2p::Metrics::register(&mut metrics);
     let tasks = TaskTracker::new();
 
-    let p2p_config = p2p_config(&args.p2p)?;
     let key =
         p2p::load_identity(p2p_config.data_dir.as_deref()).with_context(|| {
             match &p2p_config.data_dir {
@@ -62,36 +75,44 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the P2P router")?;
+    let advertise_filter: Arc<dyn p2p::sync::Filter> = Arc::new(filters.clone());
     tasks.spawn(p2p::sync::run(
         store.clone(),
         router.clone(),
         p2p_metrics,
-        None,
+        advertise_filter,
         shutdown.child_token(),
     ));
 
-    let registry_listener = TcpListener::bind(args.registry_addr)
-        .await
-        .with_context(|| format!("--registry-addr {}", args.registry_addr))?;
-    let metrics_listener = TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("--metrics-addr {}", args.metrics_addr))?;
-
+    let mirror = registry::Mirror::new(
+        router.clone(),
+        registry::mirror::Config {
+            peer_port: args.mirror.mirror_peer_port.unwrap_or(registry_addr.port()),
+            connect_timeout: args.mirror.mirror_connect_timeout,
+            resolve_timeout: args.mirror.mirror_resolve_timeout,
+            resolve_retries: usize::from(args.mirror.mirror_resolve_retries),
+            quarantine: args.mirror.mirror_peer_quarantine,
+            resolve_tags: args.mirror.resolve_tags,
+        },
+        registry_metrics.clone(),
+    );
     let readiness = {
         let router = router.clone();
         Arc::new(move || router.ready())
     };
-    let http = registry::Registry::new(store, registry_metrics, readiness).router();
-    let registry_addr = registry_listener.local_addr()?;
-    let metrics_addr = metrics_listener.local_addr()?;
+    let http = registry::Registry::new(store, registry_metrics, readiness)
+        .with_mirror(mirror)
+        .with_filters(filters)
+        .router();
     tasks.spawn(registry::serve(
         registry_listener,
         http,
         shutdown.child_token(),
     ));
+    let admin = crate::admin::router(metrics, router.clone());
     tasks.spawn(registry::serve(
         metrics_listener,
-        crate::admin::router(metrics, router.clone()),
+        admin,
         shutdown.child_token(),
     ));
     tasks.close();

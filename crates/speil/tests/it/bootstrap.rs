@@ -2,8 +2,6 @@
 //! ports (like pods), a real DNS server (dnsmasq), and lookups through `/debug/lookup`.
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use test_support::dns::Dnsmasq;
@@ -11,80 +9,10 @@ use test_support::eventually;
 use test_support::http::get;
 use test_support::image;
 use test_support::metrics::{lookup, scrape, status, value};
-use test_support::net::{Block, METRICS_PORT, REGISTRY_PORT, ROUTER_PORT};
+use test_support::net::{Block, ROUTER_PORT};
 use test_support::process::Node;
 
-const NAME: &str = "speil-nodes.test";
-
-fn speil() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_speil"))
-}
-
-/// A node on `127.A.B.n` serving `dir`, with `extra` flags.
-fn start_node(block: Block, n: u8, dir: &Path, extra: &[String]) -> Node {
-    let mut cmd = Command::new(speil());
-    cmd.arg("run")
-        .arg("--oci-dir")
-        .arg(dir)
-        .arg("--registry-addr")
-        .arg(block.addr(n, REGISTRY_PORT).to_string())
-        .arg("--metrics-addr")
-        .arg(block.addr(n, METRICS_PORT).to_string())
-        .arg("--router-addr")
-        .arg(block.addr(n, ROUTER_PORT).to_string())
-        .args(["--log-format", "json", "--store-poll-interval", "200ms"])
-        .args(extra);
-    Node::start_command(cmd)
-}
-
-fn dns_flags(dns: &Dnsmasq) -> Vec<String> {
-    vec![
-        "--bootstrap-kind".into(),
-        "dns".into(),
-        "--dns-bootstrap-domain".into(),
-        NAME.into(),
-        "--dns-bootstrap-nameserver".into(),
-        dns.addr().to_string(),
-    ]
-}
-
-fn empty_layout() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    store::layout::LayoutWriter::open(dir.path()).unwrap();
-    dir
-}
-
-async fn state_of(node: &Node) -> String {
-    status(node.metrics).await["p2p"]["state"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-async fn wait_state(node: &Node, want: &str, timeout: Duration) {
-    eventually(
-        timeout,
-        &format!("state {want} on {}", node.registry),
-        || async { (state_of(node).await == want).then_some(()) },
-    )
-    .await;
-}
-
-fn assert_quiet(nodes: &[&Node]) {
-    for n in nodes {
-        let loud: Vec<String> = n
-            .lines_at("WARN")
-            .into_iter()
-            .chain(n.lines_at("ERROR"))
-            .collect();
-        assert!(
-            loud.is_empty(),
-            "node {} logged:\n{}",
-            n.registry,
-            loud.join("\n")
-        );
-    }
-}
+use crate::cluster::{NAME, assert_quiet, dns_flags, empty_layout, start_node, wait_state};
 
 #[tokio::test]
 async fn five_nodes_find_each_other_by_dns_and_never_dial_themselves() {

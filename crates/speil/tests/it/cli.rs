@@ -282,3 +282,51 @@ fn version_prints_the_version() {
         format!("speil {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test]
+async fn two_demo_nodes_share_the_sample_as_the_readme_shows() {
+    let block = test_support::net::Block::random();
+    let work = tempfile::tempdir().unwrap();
+    let node = |n: u8, extra: &[&str]| {
+        let ip = block.ip(n);
+        let mut cmd = Command::new(speil());
+        cmd.args(["demo", "--log-format", "json"])
+            .arg("--dir")
+            .arg(work.path().join(format!("node{n}")))
+            .arg("--registry-addr")
+            .arg(format!("{ip}:5000"))
+            .arg("--metrics-addr")
+            .arg(format!("{ip}:9090"))
+            .arg("--router-addr")
+            .arg(format!("{ip}:5001"))
+            .args(extra);
+        Node::start_command(cmd)
+    };
+    let first = node(1, &[]);
+    let peers = format!("/ip4/{}/tcp/5001", block.ip(1));
+    let second = node(
+        2,
+        &[
+            "--no-sample",
+            "--bootstrap-kind",
+            "static",
+            "--static-bootstrap-peers",
+            &peers,
+        ],
+    );
+    let url = format!(
+        "{}/v2/speil/hello/manifests/1.0?ns=example.com",
+        second.url()
+    );
+    let r = test_support::eventually(
+        Duration::from_secs(20),
+        "the sample through the second node",
+        || async {
+            let r = get(&url).await;
+            (r.status == 200).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 2);
+    drop(first);
+}

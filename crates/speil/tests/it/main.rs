@@ -3,3 +3,5 @@
 
 mod bootstrap;
 mod cli;
+mod cluster;
+mod mirror;

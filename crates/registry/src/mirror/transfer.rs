@@ -1,0 +1,272 @@
+//! Streaming a blob from peers to the client: every byte hashed, the last chunk held back until
+//! the whole blob is verified (so a client never holds a complete corrupt blob), and a peer that
+//! fails mid-way replaced by another that continues from the first byte not yet received.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use p2p::Provider;
+use tokio::sync::mpsc;
+
+use super::{BODY_IDLE_TIMEOUT, Failure, Inner, PeerRequest, build};
+use crate::error::ApiError;
+
+/// Chunks buffered between the peer and the client.
+const CHANNEL_CHUNKS: usize = 8;
+/// How long to wait for the lookup to name another provider when resuming.
+const RESUME_LOOKUP_WAIT: Duration = Duration::from_millis(200);
+
+/// Which bytes of the blob a response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    first: u64,
+    last: u64,
+}
+
+/// `bytes a-b/total` from a `Content-Range` header.
+fn content_range(headers: &HeaderMap) -> Option<(Span, u64)> {
+    let v = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let span = Span {
+        first: a.parse().ok()?,
+        last: b.parse().ok()?,
+    };
+    (span.first <= span.last).then_some((span, total.parse().ok()?))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Answers the client with the winning peer's headers and streams the body in a task.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn respond(
+    inner: Arc<Inner>,
+    request: PeerRequest,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Incoming,
+    provider: Provider,
+    rest: Vec<Provider>,
+    found: mpsc::Receiver<Provider>,
+) -> Result<Response, ApiError> {
+    let unknown = || ApiError::Unknown {
+        kind: request.kind,
+        reference: request
+            .digest
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    };
+    let length = content_length(&headers).ok_or_else(unknown)?;
+    let span = if status == StatusCode::PARTIAL_CONTENT {
+        let (span, _) = content_range(&headers).ok_or_else(unknown)?;
+        if span.last - span.first + 1 != length {
+            return Err(unknown());
+        }
+        span
+    } else if length == 0 {
+        Span { first: 0, last: 0 }
+    } else {
+        Span {
+            first: 0,
+            last: length - 1,
+        }
+    };
+    // Only a whole blob can be checked against its digest.
+    let verify = (status == StatusCode::OK)
+        .then(|| request.digest.clone())
+        .flatten();
+
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let transfer = Transfer {
+        inner,
+        request,
+        provider,
+        candidates: rest.into(),
+        found,
+        span,
+        length,
+        verify,
+        tx,
+    };
+    tokio::spawn(transfer.run(body));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(build(status, &headers, Body::from_stream(stream)))
+}
+
+struct Transfer {
+    inner: Arc<Inner>,
+    request: PeerRequest,
+    provider: Provider,
+    candidates: VecDeque<Provider>,
+    found: mpsc::Receiver<Provider>,
+    span: Span,
+    length: u64,
+    verify: Option<oci::Digest>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Transfer {
+    async fn run(mut self, mut body: Incoming) {
+        let peer_bytes = self.inner.metrics.bytes_counter("peer");
+        let mut hasher = self.verify.as_ref().map(oci::Digest::hasher);
+        let mut received: u64 = 0;
+        let mut pending: Option<Bytes> = None;
+        let mut resumes = 0;
+        loop {
+            let failure = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if received + data.len() as u64 > self.length {
+                        Failure::BadResponse
+                    } else {
+                        received += data.len() as u64;
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(&data);
+                        }
+                        if let Some(previous) = pending.replace(data) {
+                            peer_bytes.inc_by(previous.len() as u64);
+                            if self.tx.send(Ok(previous)).await.is_err() {
+                                return; // The client went away.
+                            }
+                        }
+                        continue;
+                    }
+                }
+                Ok(None) if received == self.length => break,
+                Ok(None) | Ok(Some(Err(_))) => Failure::Body,
+                Err(_) => Failure::Timeout,
+            };
+            self.inner.failed(&self.provider, failure);
+            resumes += 1;
+            match self.resume(received, resumes).await {
+                Some(next) => body = next,
+                None => {
+                    self.abort("the serving peer failed and no other peer could continue")
+                        .await;
+                    return;
+                }
+            }
+        }
+        if let (Some(h), Some(want)) = (hasher, &self.verify)
+            && h.finish() != *want
+        {
+            self.inner.failed(&self.provider, Failure::DigestMismatch);
+            self.abort("the blob does not match its digest").await;
+            return;
+        }
+        if let Some(last) = pending {
+            peer_bytes.inc_by(last.len() as u64);
+            let _ = self.tx.send(Ok(last)).await;
+        }
+        self.inner.metrics.mirror_succeeded();
+    }
+
+    /// Ends the response with an error: the client sees a connection cut before the end.
+    async fn abort(&self, why: &str) {
+        tracing::debug!(reason = why, "mirrored blob transfer aborted");
+        let _ = self.tx.send(Err(io::Error::other(why.to_owned()))).await;
+    }
+
+    /// Finds another provider to continue from byte `received` of this response.
+    async fn resume(&mut self, received: u64, resumes: usize) -> Option<Incoming> {
+        let from = self.span.first + received;
+        let range = HeaderValue::from_str(&format!("bytes={from}-{}", self.span.last)).ok()?;
+        let mut request = self.request.clone();
+        request.headers.retain(|(k, _)| k != header::RANGE);
+        request.ranged = true;
+        let mut attempts = resumes;
+        while attempts <= self.inner.config.resolve_retries {
+            let next = match self.candidates.pop_front() {
+                Some(p) => p,
+                None => match tokio::time::timeout(RESUME_LOOKUP_WAIT, self.found.recv()).await {
+                    Ok(Some(p)) => p,
+                    _ => return None,
+                },
+            };
+            if next.peer == self.provider.peer || self.inner.peers.is_quarantined(&next.peer) {
+                continue;
+            }
+            attempts += 1;
+            tracing::debug!(peer = %next.peer, from, "resuming a blob from another peer");
+            let response = match self
+                .inner
+                .send(&next, &request, Some((header::RANGE, range.clone())))
+                .await
+            {
+                Ok(r) => r,
+                Err(f) => {
+                    self.inner.failed(&next, f);
+                    continue;
+                }
+            };
+            let (parts, body) = response.into_parts();
+            let fits = parts.status == StatusCode::PARTIAL_CONTENT
+                && content_range(&parts.headers)
+                    .is_some_and(|(s, _)| s.first == from && s.last == self.span.last);
+            if !fits {
+                self.inner.failed(&next, Failure::BadResponse);
+                continue;
+            }
+            self.provider = next;
+            return Some(body);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_content_range() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 10-19/100"),
+        );
+        assert_eq!(
+            content_range(&h),
+            Some((
+                Span {
+                    first: 10,
+                    last: 19
+                },
+                100
+            ))
+        );
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 19-10/100"),
+        );
+        assert_eq!(content_range(&h), None);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes */100"),
+        );
+        assert_eq!(content_range(&h), None);
+    }
+}
