@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ./registry.sh
 ./p2p.sh
+./mirror.sh

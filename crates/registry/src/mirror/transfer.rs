@@ -19,8 +19,6 @@ use tokio::sync::mpsc;
 use super::{BODY_IDLE_TIMEOUT, Failure, Inner, PeerRequest, build};
 use crate::error::ApiError;
 
-/// Chunks buffered between the peer and the client.
-const CHANNEL_CHUNKS: usize = 8;
 /// How long to wait for the lookup to name another provider when resuming.
 const RESUME_LOOKUP_WAIT: Duration = Duration::from_millis(200);
 
@@ -92,8 +90,9 @@ pub(super) fn respond(
         .then(|| request.digest.clone())
         .flatten();
 
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let transfer = Transfer {
+        peer_bytes: inner.metrics.bytes_counter("peer"),
+        hasher: verify.as_ref().map(oci::Digest::hasher),
         inner,
         request,
         provider,
@@ -102,11 +101,16 @@ pub(super) fn respond(
         span,
         length,
         verify,
-        tx,
+        body: Some(body),
+        received: 0,
+        pending: None,
+        resumes: 0,
     };
-    tokio::spawn(transfer.run(body));
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // The stream is polled by the client's connection itself: no task and no channel between
+    // the peer's bytes and the client, so a transfer holds at most a chunk or two.
+    let stream = futures::stream::unfold(transfer, |mut t| async move {
+        let item = t.next_chunk().await?;
+        Some((item, t))
     });
     Ok(build(status, &headers, Body::from_stream(stream)))
 }
@@ -120,17 +124,21 @@ struct Transfer {
     span: Span,
     length: u64,
     verify: Option<oci::Digest>,
-    tx: mpsc::Sender<io::Result<Bytes>>,
+    hasher: Option<oci::Hasher>,
+    peer_bytes: prometheus_client::metrics::counter::Counter,
+    /// The current peer's body; `None` once the transfer is over.
+    body: Option<Incoming>,
+    received: u64,
+    /// The last chunk received, held back until the next arrives or the whole blob is verified.
+    pending: Option<Bytes>,
+    resumes: usize,
 }
 
 impl Transfer {
-    async fn run(mut self, mut body: Incoming) {
-        let peer_bytes = self.inner.metrics.bytes_counter("peer");
-        let mut hasher = self.verify.as_ref().map(oci::Digest::hasher);
-        let mut received: u64 = 0;
-        let mut pending: Option<Bytes> = None;
-        let mut resumes = 0;
+    /// The next chunk for the client; `None` when the response is complete.
+    async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
         loop {
+            let body = self.body.as_mut()?;
             let failure = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
@@ -139,65 +147,66 @@ impl Transfer {
                     if data.is_empty() {
                         continue;
                     }
-                    if received + data.len() as u64 > self.length {
+                    if self.received + data.len() as u64 > self.length {
                         Failure::BadResponse
                     } else {
-                        received += data.len() as u64;
-                        if let Some(h) = hasher.as_mut() {
+                        self.received += data.len() as u64;
+                        if let Some(h) = self.hasher.as_mut() {
                             h.update(&data);
                         }
-                        if let Some(previous) = pending.replace(data) {
-                            peer_bytes.inc_by(previous.len() as u64);
-                            if self.tx.send(Ok(previous)).await.is_err() {
-                                return; // The client went away.
-                            }
+                        if let Some(previous) = self.pending.replace(data) {
+                            self.peer_bytes.inc_by(previous.len() as u64);
+                            return Some(Ok(previous));
                         }
                         continue;
                     }
                 }
-                Ok(None) if received == self.length => break,
+                Ok(None) if self.received == self.length => return self.finish(),
                 Ok(None) | Ok(Some(Err(_))) => Failure::Body,
                 Err(_) => Failure::Timeout,
             };
             self.inner.failed(&self.provider, failure);
-            resumes += 1;
-            match self.resume(received, resumes).await {
-                Some(next) => body = next,
+            self.resumes += 1;
+            match self.resume().await {
+                Some(next) => self.body = Some(next),
                 None => {
-                    self.abort("the serving peer failed and no other peer could continue")
-                        .await;
-                    return;
+                    return self.abort("the serving peer failed and no other peer could continue");
                 }
             }
         }
-        if let (Some(h), Some(want)) = (hasher, &self.verify)
+    }
+
+    /// The whole body arrived: verify it, then release the held-back chunk.
+    fn finish(&mut self) -> Option<io::Result<Bytes>> {
+        self.body = None;
+        if let (Some(h), Some(want)) = (self.hasher.take(), &self.verify)
             && h.finish() != *want
         {
             self.inner.failed(&self.provider, Failure::DigestMismatch);
-            self.abort("the blob does not match its digest").await;
-            return;
-        }
-        if let Some(last) = pending {
-            peer_bytes.inc_by(last.len() as u64);
-            let _ = self.tx.send(Ok(last)).await;
+            return self.abort("the blob does not match its digest");
         }
         self.inner.metrics.mirror_succeeded();
+        let last = self.pending.take()?;
+        self.peer_bytes.inc_by(last.len() as u64);
+        Some(Ok(last))
     }
 
-    /// Ends the response with an error: the client sees a connection cut before the end.
-    async fn abort(&self, why: &str) {
+    /// Ends the response with an error: the client sees the connection cut before the end.
+    fn abort(&mut self, why: &str) -> Option<io::Result<Bytes>> {
         tracing::debug!(reason = why, "mirrored blob transfer aborted");
-        let _ = self.tx.send(Err(io::Error::other(why.to_owned()))).await;
+        self.body = None;
+        self.pending = None;
+        Some(Err(io::Error::other(why.to_owned())))
     }
 
-    /// Finds another provider to continue from byte `received` of this response.
-    async fn resume(&mut self, received: u64, resumes: usize) -> Option<Incoming> {
-        let from = self.span.first + received;
+    /// Finds another provider to continue from the first byte not yet received.
+    async fn resume(&mut self) -> Option<Incoming> {
+        let from = self.span.first + self.received;
         let range = HeaderValue::from_str(&format!("bytes={from}-{}", self.span.last)).ok()?;
         let mut request = self.request.clone();
         request.headers.retain(|(k, _)| k != header::RANGE);
         request.ranged = true;
-        let mut attempts = resumes;
+        let mut attempts = self.resumes;
         while attempts <= self.inner.config.resolve_retries {
             let next = match self.candidates.pop_front() {
                 Some(p) => p,

@@ -174,7 +174,7 @@ async fn a_peer_killed_mid_blob_is_replaced_without_the_client_noticing() {
     let Some(dns) = dns_for(block, 3) else { return };
     let (d1, d2, d3) = (empty_layout(), empty_layout(), empty_layout());
     // The same blob on nodes 1 and 2, named by an image so it is advertised.
-    let size = 96 << 20;
+    let size = 32 << 20;
     let a = image::write_image(d1.path(), "example.com/big:1", &[size], 34).unwrap();
     let b = image::write_image(d2.path(), "example.com/big:1", &[size], 34).unwrap();
     assert_eq!(a.layers[0].digest, b.layers[0].digest);
@@ -186,7 +186,7 @@ async fn a_peer_killed_mid_blob_is_replaced_without_the_client_noticing() {
     let out = d3.path().join("download");
     let mut download = Guard::spawn(
         Command::new(curl)
-            .args(["-sf", "--limit-rate", "24M", "-o"])
+            .args(["-sf", "--limit-rate", "8M", "-o"])
             .arg(&out)
             .arg(format!(
                 "{}/v2/big/blobs/{}?ns=example.com",
