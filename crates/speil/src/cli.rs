@@ -24,6 +24,12 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Write a small sample image into a local OCI directory and run a node serving it.
     Demo(DemoArgs),
+    /// Write containerd's registry host files so containerd asks Speil first.
+    Configure(ConfigureArgs),
+    /// Restore containerd's registry host files as they were before `speil configure`.
+    Cleanup(CleanupArgs),
+    /// Wait until `speil cleanup` has finished on a node (for a Helm post-delete hook).
+    CleanupWait(CleanupWaitArgs),
     /// Print the version.
     Version,
 }
@@ -31,7 +37,11 @@ pub(crate) enum Command {
 /// Flags of `speil run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Serve the images of this OCI image-layout directory (oci-layout, index.json, blobs/).
+    #[command(flatten)]
+    pub(crate) containerd: ContainerdArgs,
+
+    /// Serve the images of this OCI image-layout directory (oci-layout, index.json, blobs/)
+    /// instead of containerd's.
     #[arg(long, env = "SPEIL_OCI_DIR", value_name = "DIR")]
     pub(crate) oci_dir: Option<PathBuf>,
 
@@ -59,6 +69,51 @@ pub(crate) struct RunArgs {
     /// How long in-flight responses may take to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SPEIL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
     pub(crate) shutdown_timeout: Duration,
+}
+
+/// Where containerd is: its socket, namespace, content directory and configuration.
+#[derive(Debug, Args)]
+pub(crate) struct ContainerdArgs {
+    /// containerd's gRPC socket.
+    #[arg(
+        long,
+        env = "SPEIL_CONTAINERD_SOCK",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub(crate) containerd_sock: PathBuf,
+
+    /// The containerd namespace whose images are served (the CRI's is k8s.io).
+    #[arg(long, env = "SPEIL_CONTAINERD_NAMESPACE", default_value = "k8s.io")]
+    pub(crate) containerd_namespace: String,
+
+    /// containerd's content directory, read directly for speed (Content.Read over gRPC when it
+    /// is not readable).
+    #[arg(
+        long,
+        env = "SPEIL_CONTAINERD_CONTENT_PATH",
+        default_value = "/var/lib/containerd/io.containerd.content.v1.content"
+    )]
+    pub(crate) containerd_content_path: PathBuf,
+
+    /// containerd's own configuration, checked for settings that leave the mirror unused.
+    #[arg(
+        long,
+        env = "SPEIL_CONTAINERD_CONFIG",
+        default_value = "/etc/containerd/config.toml"
+    )]
+    pub(crate) containerd_config: PathBuf,
+
+    /// Where containerd's registry host files live (its CRI registry config_path).
+    #[arg(
+        long,
+        env = "SPEIL_CONTAINERD_REGISTRY_CONFIG_PATH",
+        default_value = "/etc/containerd/certs.d"
+    )]
+    pub(crate) containerd_registry_config_path: PathBuf,
+
+    /// How often everything is listed from containerd again, to repair what an event missed.
+    #[arg(long, env = "SPEIL_STORE_RECONCILE_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub(crate) store_reconcile_interval: Duration,
 }
 
 /// Flags of mirroring from peers.
@@ -188,6 +243,85 @@ impl BootstrapKind {
     }
 }
 
+/// Flags of `speil configure`.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigureArgs {
+    /// Where containerd's registry host files live (its CRI registry config_path).
+    #[arg(
+        long,
+        env = "SPEIL_CONTAINERD_REGISTRY_CONFIG_PATH",
+        default_value = "/etc/containerd/certs.d"
+    )]
+    pub(crate) containerd_registry_config_path: PathBuf,
+
+    /// Registries to mirror, comma-separated URLs (https://docker.io,https://ghcr.io); empty for
+    /// every registry, through `_default`.
+    #[arg(long, env = "SPEIL_MIRRORED_REGISTRIES", value_delimiter = ',', value_parser = registry_url)]
+    pub(crate) mirrored_registries: Vec<oci::Registry>,
+
+    /// Mirrors containerd tries, in order, before the registry itself; the local Speil first.
+    /// Comma-separated http:// URLs.
+    #[arg(
+        long,
+        env = "SPEIL_MIRROR_TARGETS",
+        value_delimiter = ',',
+        required = true,
+        value_parser = http_base_url
+    )]
+    pub(crate) mirror_targets: Vec<String>,
+
+    /// Let containerd resolve tags through the mirrors (capability "resolve"); false sends tag
+    /// lookups to the registry and only digests to Speil.
+    #[arg(long, env = "SPEIL_RESOLVE_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) resolve_tags: bool,
+
+    /// Keep each registry's existing hosts (and the certificate files they reference) after
+    /// Speil's instead of replacing them.
+    #[arg(long, env = "SPEIL_PREPEND_EXISTING")]
+    pub(crate) prepend_existing: bool,
+
+    /// A file holding `user:password`; sent as basic authentication to the mirrors.
+    #[arg(long, env = "SPEIL_MIRROR_BASIC_AUTH_FILE", value_name = "FILE")]
+    pub(crate) basic_auth_file: Option<PathBuf>,
+
+    /// How long containerd (1.7 and later) may take to connect to a mirror before moving on.
+    #[arg(long, env = "SPEIL_MIRROR_DIAL_TIMEOUT", default_value = "200ms", value_parser = duration)]
+    pub(crate) dial_timeout: Duration,
+}
+
+/// Flags of `speil cleanup`.
+#[derive(Debug, Args)]
+pub(crate) struct CleanupArgs {
+    /// Where containerd's registry host files live.
+    #[arg(
+        long,
+        env = "SPEIL_CONTAINERD_REGISTRY_CONFIG_PATH",
+        default_value = "/etc/containerd/certs.d"
+    )]
+    pub(crate) containerd_registry_config_path: PathBuf,
+
+    /// After cleaning up, answer 200 at /healthz on this address until SIGTERM, so
+    /// `speil cleanup-wait` (or a readiness probe) can tell it is done.
+    #[arg(long, env = "SPEIL_CLEANUP_ADDR")]
+    pub(crate) addr: Option<SocketAddr>,
+}
+
+/// Flags of `speil cleanup-wait`.
+#[derive(Debug, Args)]
+pub(crate) struct CleanupWaitArgs {
+    /// The /healthz URL `speil cleanup --addr` serves once done.
+    #[arg(long, env = "SPEIL_PROBE_ENDPOINT", value_parser = http_url)]
+    pub(crate) probe_endpoint: String,
+
+    /// How often to ask.
+    #[arg(long, env = "SPEIL_PROBE_INTERVAL", default_value = "1s", value_parser = duration)]
+    pub(crate) probe_interval: Duration,
+
+    /// Give up after this long (exit 1).
+    #[arg(long, env = "SPEIL_PROBE_TIMEOUT", default_value = "5m", value_parser = duration)]
+    pub(crate) timeout: Duration,
+}
+
 /// Flags of `speil demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -250,6 +384,16 @@ fn registry_url(s: &str) -> Result<oci::Registry, String> {
     };
     host.parse()
         .map_err(|e| format!("{e} (expected a registry URL such as https://docker.io)"))
+}
+
+/// An http:// base URL such as `http://127.0.0.1:5000`.
+fn http_base_url(s: &str) -> Result<String, String> {
+    match s.parse::<axum::http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        _ => Err("expected a URL such as http://127.0.0.1:5000".into()),
+    }
 }
 
 fn http_url(s: &str) -> Result<String, String> {

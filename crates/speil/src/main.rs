@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod cmd;
+mod http_client;
 mod logging;
 mod metrics;
 mod shutdown;
@@ -17,6 +18,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Run(args) => cmd::run::main(args),
         cli::Command::Demo(args) => cmd::demo::main(args),
+        cli::Command::Configure(args) => cmd::configure::main(args),
+        cli::Command::Cleanup(args) => cmd::cleanup::main(args),
+        cli::Command::CleanupWait(args) => cmd::cleanup::wait(args),
         cli::Command::Version => {
             cmd::version::main();
             Ok(())

@@ -4,9 +4,11 @@
 //! A store is read-only to Speil: containerd (or whoever fills the directory) writes, Speil
 //! notices through [`ContentStore::watch`] and serves.
 
+pub mod events;
 mod file_stream;
 pub mod layout;
 mod oci_dir;
+pub mod walk;
 
 use std::io;
 use std::path::PathBuf;
@@ -18,6 +20,11 @@ use futures::Stream;
 use oci::{Digest, ImageReference};
 
 pub use oci_dir::OciDir;
+
+/// Streams `len` bytes of `file` from `offset`, reading one chunk ahead on the blocking pool.
+pub fn file_stream(file: std::fs::File, offset: u64, len: u64) -> io::Result<ByteStream> {
+    Ok(Box::pin(file_stream::FileStream::new(file, offset, len)?))
+}
 
 /// A stream of content bytes, read in chunks, never the whole blob in memory at once.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;

@@ -5,7 +5,7 @@
 //! removed while Speil runs are picked up within one interval. Manifests are small and are held in
 //! memory; blobs are streamed from disk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest};
+use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE};
 use oci::{Digest, ImageReference};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::file_stream::FileStream;
 use crate::{Content, ContentStore, Error, Event, Image, Info};
+use crate::{events, walk};
 
 /// The largest `index.json` read; a layout with more images than fit is malformed for Speil.
 const MAX_INDEX_SIZE: u64 = 64 * 1024 * 1024;
@@ -29,8 +30,6 @@ const MAX_INDEX_SIZE: u64 = 64 * 1024 * 1024;
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// The OCI annotation holding a tag or, as skopeo writes it, a full reference.
 const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// How many store events may wait for a slow watcher before it is sent a fresh listing instead.
-const EVENT_BUFFER: usize = 256;
 
 /// An OCI image-layout directory served read-only.
 #[derive(Clone)]
@@ -86,7 +85,7 @@ impl OciDir {
                     source: io::Error::other(e),
                 })??
         };
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (events, _) = broadcast::channel(events::BUFFER);
         let inner = Arc::new(Inner {
             root,
             snapshot: RwLock::new(Arc::new(loaded)),
@@ -205,35 +204,8 @@ impl ContentStore for OciDir {
     }
 
     fn watch(&self) -> mpsc::Receiver<Event> {
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        let mut events = self.inner.events.subscribe();
         let store = self.clone();
-        tokio::spawn(async move {
-            let mut listing = Some(store.snapshot().images.clone());
-            loop {
-                if let Some(images) = listing.take()
-                    && tx.send(Event::Listed(images)).await.is_err()
-                {
-                    return;
-                }
-                let event = tokio::select! {
-                    e = events.recv() => e,
-                    () = tx.closed() => return,
-                };
-                match event {
-                    Ok(e) => {
-                        if tx.send(e).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        listing = Some(store.snapshot().images.clone());
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-        rx
+        events::watch(&self.inner.events, move || store.snapshot().images.clone())
     }
 }
 
@@ -270,7 +242,7 @@ async fn refresh(inner: Weak<Inner>, interval: Duration, shutdown: CancellationT
                     tracing::info!(path = %index.display(), "image layout readable again");
                 }
                 failing = false;
-                let events = diff(&current.images, &next.images);
+                let events = events::diff(&current.images, &next.images);
                 *inner.snapshot.write().expect("snapshot lock poisoned") = Arc::new(next);
                 for e in events {
                     // No subscriber is fine: nobody is watching yet.
@@ -293,23 +265,6 @@ fn stamp_of(m: &std::fs::Metadata) -> Stamp {
         len: m.len(),
         mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
     }
-}
-
-/// Events that turn the image list `old` into `new`.
-fn diff(old: &[Image], new: &[Image]) -> Vec<Event> {
-    let old_set: HashSet<&Image> = old.iter().collect();
-    let new_set: HashSet<&Image> = new.iter().collect();
-    let deleted = old
-        .iter()
-        .filter(|i| !new_set.contains(i))
-        .cloned()
-        .map(Event::Deleted);
-    let created = new
-        .iter()
-        .filter(|i| !old_set.contains(i))
-        .cloned()
-        .map(Event::Created);
-    deleted.chain(created).collect()
 }
 
 fn malformed(path: &Path, reason: impl ToString) -> Error {
@@ -351,10 +306,8 @@ fn load(root: &Path) -> Result<Snapshot, Error> {
         if !oci::media_type::is_manifest(&desc.media_type) {
             continue;
         }
-        let mut contents = Vec::new();
-        let mut seen = HashSet::new();
-        walk(root, &desc, &mut snap.manifests, &mut contents, &mut seen);
-        if !contents.contains(&desc.digest) {
+        let contents = walk::contents(&desc, &mut Blobs(root), &mut snap.manifests);
+        if contents.is_empty() {
             tracing::debug!(digest = %desc.digest, "image in index.json lacks its manifest");
             continue;
         }
@@ -381,42 +334,16 @@ fn image_name(desc: &Descriptor) -> Option<ImageReference> {
         .find(|r| r.tag.is_some())
 }
 
-/// Collects into `contents` every digest reachable from `desc` that exists in the layout,
-/// caching manifests (verified against their digests) in `manifests`.
-fn walk(
-    root: &Path,
-    desc: &Descriptor,
-    manifests: &mut HashMap<Digest, (String, Bytes)>,
-    contents: &mut Vec<Digest>,
-    seen: &mut HashSet<Digest>,
-) {
-    if !seen.insert(desc.digest.clone()) {
-        return;
+/// The layout's blobs directory as a [`walk::Source`].
+struct Blobs<'a>(&'a Path);
+
+impl walk::Source for Blobs<'_> {
+    fn manifest(&mut self, digest: &Digest) -> Option<Bytes> {
+        read_manifest(&self.0.join("blobs").join(digest.blob_path()), digest)
     }
-    let path = root.join("blobs").join(desc.digest.blob_path());
-    if !oci::media_type::is_manifest(&desc.media_type) {
-        if path.is_file() {
-            contents.push(desc.digest.clone());
-        }
-        return;
-    }
-    let parsed = match manifests.get(&desc.digest) {
-        Some((_, bytes)) => Manifest::parse(bytes).ok(),
-        None => match read_manifest(&path, &desc.digest) {
-            Some(bytes) => {
-                let parsed = Manifest::parse(&bytes).ok();
-                if let Some(m) = &parsed {
-                    manifests.insert(desc.digest.clone(), (m.media_type.clone(), bytes));
-                }
-                parsed
-            }
-            None => None,
-        },
-    };
-    let Some(manifest) = parsed else { return };
-    contents.push(desc.digest.clone());
-    for child in &manifest.references {
-        walk(root, child, manifests, contents, seen);
+
+    fn exists(&mut self, digest: &Digest) -> bool {
+        self.0.join("blobs").join(digest.blob_path()).is_file()
     }
 }
 
@@ -427,9 +354,7 @@ fn read_manifest(path: &Path, digest: &Digest) -> Option<Bytes> {
         return None;
     }
     let bytes = std::fs::read(path).ok()?;
-    let mut h = digest.hasher();
-    h.update(&bytes);
-    if h.finish() != *digest {
+    if !walk::matches(digest, &bytes) {
         tracing::warn!(path = %path.display(), "manifest does not match its digest, ignoring it");
         return None;
     }

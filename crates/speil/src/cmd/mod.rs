@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub(crate) mod cleanup;
+pub(crate) mod configure;
 pub(crate) mod demo;
 pub(crate) mod run;
 pub(crate) mod version;

@@ -2,6 +2,7 @@
 //! signal, then drains in-flight responses within the shutdown timeout.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use prometheus_client::registry::Registry as MetricsRegistry;
@@ -32,18 +33,43 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         args.mirror.mirrored_registries.clone(),
         &args.mirror.registry_filters,
     )?;
-    let Some(dir) = &args.oci_dir else {
-        bail!("no content store: pass --oci-dir DIR (an OCI image-layout directory)");
+    let (store, store_name): (Arc<dyn ContentStore>, String) = match &args.oci_dir {
+        Some(dir) => {
+            let store = OciDir::open(
+                dir.clone(),
+                args.store_poll_interval,
+                shutdown.child_token(),
+            )
+            .await
+            .with_context(|| format!("--oci-dir {}", dir.display()))?;
+            (Arc::new(store), format!("oci-dir {}", dir.display()))
+        }
+        None => {
+            let c = &args.containerd;
+            let store = containerd::Containerd::start(
+                containerd::Config {
+                    socket: c.containerd_sock.clone(),
+                    namespace: c.containerd_namespace.clone(),
+                    content_path: c.containerd_content_path.clone(),
+                    reconcile_interval: c.store_reconcile_interval,
+                },
+                shutdown.child_token(),
+            )
+            .with_context(|| format!("--containerd-sock {}", c.containerd_sock.display()))?;
+            // Serving starts either way; the store keeps retrying and says so in the log.
+            store.wait_listed(Duration::from_secs(10)).await;
+            report_findings(c, store.version().await.as_deref());
+            (
+                Arc::new(store),
+                format!(
+                    "containerd {} namespace {}",
+                    c.containerd_sock.display(),
+                    c.containerd_namespace
+                ),
+            )
+        }
     };
-    let store = OciDir::open(
-        dir.clone(),
-        args.store_poll_interval,
-        shutdown.child_token(),
-    )
-    .await
-    .with_context(|| format!("--oci-dir {}", dir.display()))?;
     let images = store.images().await?.len();
-    let store: Arc<dyn ContentStore> = Arc::new(store);
     let registry_listener = TcpListener::bind(args.registry_addr)
         .await
         .with_context(|| format!("--registry-addr {}", args.registry_addr))?;
@@ -122,7 +148,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         router = %router.status().listen_addrs.join(","),
         peer_id = %router.peer_id(),
         bootstrap = args.p2p.bootstrap_kind.as_str(),
-        store = %dir.display(),
+        store = %store_name,
         images,
         version = env!("CARGO_PKG_VERSION"),
         "speil started"
@@ -140,6 +166,18 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!("speil stopped");
     Ok(())
+}
+
+/// Logs each known way containerd's configuration leaves the mirror unused, one WARN line each.
+fn report_findings(args: &crate::cli::ContainerdArgs, version: Option<&str>) {
+    let findings = containerd::checks::check(
+        &args.containerd_config,
+        &args.containerd_registry_config_path,
+        version,
+    );
+    for f in findings {
+        tracing::warn!(check = f.id, fix = %f.fix, "containerd configuration: {}", f.message);
+    }
 }
 
 /// The router's configuration from its flags, checking what clap cannot.

@@ -4,4 +4,5 @@
 mod bootstrap;
 mod cli;
 mod cluster;
+mod containerd;
 mod mirror;

@@ -1,0 +1,618 @@
+//! A [`store::ContentStore`] over containerd: image names and events over containerd's gRPC API,
+//! bytes straight from its content directory on disk (Content.Read over gRPC when the directory
+//! is not readable from here).
+//!
+//! What the node holds is kept as a snapshot in memory, listed at start, listed again shortly
+//! after each image event and every reconcile interval, and after containerd comes back from a
+//! restart. A layer containerd dropped (`discard_unpacked_layers`) is not in the snapshot, so it
+//! is never advertised.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::events_client::EventsClient;
+use containerd_client::services::v1::images_client::ImagesClient;
+use containerd_client::services::v1::{
+    InfoRequest, ListImagesRequest, ReadContentRequest, SubscribeRequest,
+};
+use containerd_client::tonic::Request;
+use containerd_client::with_namespace;
+use futures::StreamExt as _;
+use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest};
+use oci::{Digest, ImageReference};
+use rand::Rng as _;
+use store::walk::{self, ManifestCache};
+use store::{Content, ContentStore, Error, Event, Image, Info};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+/// Image events arriving within this window lead to one listing.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Reconnect delays: exponential with jitter between these.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// containerd unreachable for longer than this is one ERROR line.
+const ERROR_AFTER: Duration = Duration::from_secs(120);
+/// Most digests whose kind (manifest or not) is remembered outside the snapshot.
+const KIND_CACHE_MAX: usize = 4096;
+
+/// Where containerd is and how often to reconcile.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// containerd's gRPC socket (`--containerd-sock`).
+    pub socket: PathBuf,
+    /// The namespace whose images are served (`--containerd-namespace`, `k8s.io` for the CRI).
+    pub namespace: String,
+    /// containerd's content directory (`--containerd-content-path`).
+    pub content_path: PathBuf,
+    /// How often everything is listed again even without events (`--store-reconcile-interval`).
+    pub reconcile_interval: Duration,
+}
+
+/// The containerd content store.
+#[derive(Clone)]
+pub struct Containerd {
+    inner: Arc<Inner>,
+    listed: tokio::sync::watch::Receiver<bool>,
+}
+
+struct Inner {
+    config: Config,
+    channel: Channel,
+    snapshot: RwLock<Arc<Snapshot>>,
+    events: broadcast::Sender<Event>,
+    /// Digests outside the snapshot: their media type when a manifest, `None` when not.
+    kinds: Mutex<HashMap<Digest, Option<String>>>,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    tags: HashMap<String, Digest>,
+    images: Vec<Image>,
+    manifests: ManifestCache,
+}
+
+impl Containerd {
+    /// A store over the containerd at `config.socket`. It connects in the background and keeps
+    /// reconnecting with backoff until `shutdown`: containerd being down or restarting is never
+    /// fatal. [`Containerd::wait_listed`] waits for the first listing.
+    pub fn start(config: Config, shutdown: CancellationToken) -> Result<Containerd, Error> {
+        let socket = config.socket.clone();
+        let channel = Endpoint::try_from("http://[::]")
+            .map_err(|e| Error::Io {
+                path: socket.clone(),
+                source: io::Error::other(e),
+            })?
+            .connect_with_connector_lazy(tower::service_fn(move |_| {
+                let socket = socket.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(socket).await?;
+                    Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }));
+        let (events, _) = broadcast::channel(store::events::BUFFER);
+        let inner = Arc::new(Inner {
+            config,
+            channel,
+            snapshot: RwLock::new(Arc::default()),
+            events,
+            kinds: Mutex::new(HashMap::new()),
+        });
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
+        tokio::spawn(run(inner.clone(), listed_tx, shutdown));
+        Ok(Containerd { inner, listed })
+    }
+
+    /// Waits up to `timeout` for the first listing; whether it happened.
+    pub async fn wait_listed(&self, timeout: Duration) -> bool {
+        let mut listed = self.listed.clone();
+        tokio::time::timeout(timeout, listed.wait_for(|l| *l))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner
+            .snapshot
+            .read()
+            .expect("snapshot lock poisoned")
+            .clone()
+    }
+
+    /// containerd's version, such as `1.6.20~ds1` or `v2.1.0`; `None` while unreachable.
+    pub async fn version(&self) -> Option<String> {
+        let mut client = containerd_client::services::v1::version_client::VersionClient::new(
+            self.inner.channel.clone(),
+        );
+        let response = tokio::time::timeout(Duration::from_secs(2), client.version(()))
+            .await
+            .ok()?
+            .ok()?;
+        Some(response.into_inner().version)
+    }
+}
+
+impl Inner {
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.config
+            .content_path
+            .join("blobs")
+            .join(digest.blob_path())
+    }
+
+    fn content(&self) -> ContentClient<Channel> {
+        ContentClient::new(self.channel.clone())
+    }
+
+    fn disk_readable(&self) -> bool {
+        std::fs::read_dir(self.config.content_path.join("blobs")).is_ok()
+    }
+
+    /// The size of `digest`: from disk, else from Content.Info; `None` when containerd lacks it.
+    async fn size(&self, digest: &Digest) -> Result<Option<u64>, Error> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) if m.is_file() => return Ok(Some(m.len())),
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.disk_readable() => {
+                return Ok(None);
+            }
+            Err(_) => {}
+        }
+        let request = with_namespace!(
+            InfoRequest {
+                digest: digest.to_string()
+            },
+            self.config.namespace.as_str()
+        );
+        match self.content().info(request).await {
+            Ok(r) => Ok(r
+                .into_inner()
+                .info
+                .map(|i| u64::try_from(i.size).unwrap_or(0))),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(grpc_error(&self.config.socket, s)),
+        }
+    }
+
+    /// Reads `len` bytes of `digest` from `offset`, from disk or over gRPC.
+    async fn read(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<store::ByteStream>, Error> {
+        let path = self.blob_path(digest);
+        let opened = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || std::fs::File::open(path)
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        match opened {
+            Ok(file) => {
+                let stream = store::file_stream(file, offset, len)
+                    .map_err(|source| Error::Io { path, source })?;
+                return Ok(Some(stream));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.disk_readable() => {
+                return Ok(None);
+            }
+            Err(_) => {}
+        }
+        let request = with_namespace!(
+            ReadContentRequest {
+                digest: digest.to_string(),
+                offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                size: i64::try_from(len).unwrap_or(i64::MAX),
+            },
+            self.config.namespace.as_str()
+        );
+        match self.content().read(request).await {
+            Ok(r) => {
+                let stream = r.into_inner().map(|m| {
+                    m.map(|m| Bytes::from(m.data))
+                        .map_err(|s| io::Error::other(s.to_string()))
+                });
+                Ok(Some(Box::pin(stream)))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(grpc_error(&self.config.socket, s)),
+        }
+    }
+
+    /// Everything the namespace holds now.
+    async fn list(&self, previous: &Snapshot) -> Result<Snapshot, Error> {
+        let request = with_namespace!(
+            ListImagesRequest {
+                filters: Vec::new()
+            },
+            self.config.namespace.as_str()
+        );
+        let images = ImagesClient::new(self.channel.clone())
+            .list(request)
+            .await
+            .map_err(|s| grpc_error(&self.config.socket, s))?
+            .into_inner()
+            .images;
+        let mut source = Source {
+            root: self.config.content_path.clone(),
+            disk: self.disk_readable(),
+            grpc: (
+                tokio::runtime::Handle::current(),
+                self.content(),
+                self.config.namespace.clone(),
+            ),
+        };
+        let mut manifests = previous.manifests.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            let mut snap = Snapshot::default();
+            for image in images {
+                let Some(target) = image.target else { continue };
+                let Ok(digest) = target.digest.parse::<Digest>() else {
+                    continue;
+                };
+                let top = Descriptor {
+                    media_type: target.media_type,
+                    digest,
+                    size: u64::try_from(target.size).unwrap_or(0),
+                    annotations: None,
+                };
+                let contents = walk::contents(&top, &mut source, &mut manifests);
+                if contents.is_empty() {
+                    continue;
+                }
+                let name = image
+                    .name
+                    .parse::<ImageReference>()
+                    .ok()
+                    .filter(|r| r.tag.is_some());
+                if let Some(key) = name.as_ref().and_then(ImageReference::tag_key) {
+                    snap.tags.insert(key, top.digest.clone());
+                }
+                snap.images.push(Image {
+                    name,
+                    digest: top.digest,
+                    contents,
+                });
+            }
+            // Keep only the manifests of images still held.
+            let held: std::collections::HashSet<&Digest> =
+                snap.images.iter().flat_map(|i| i.contents.iter()).collect();
+            manifests.retain(|d, _| held.contains(d));
+            snap.manifests = manifests;
+            snap
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path: self.config.socket.clone(),
+            source: io::Error::other(e),
+        })?;
+        Ok(listed)
+    }
+
+    /// Lists and publishes what changed.
+    async fn refresh(&self) -> Result<(), Error> {
+        let current = self
+            .snapshot
+            .read()
+            .expect("snapshot lock poisoned")
+            .clone();
+        let next = self.list(&current).await?;
+        let events = store::events::diff(&current.images, &next.images);
+        *self.snapshot.write().expect("snapshot lock poisoned") = Arc::new(next);
+        for e in events {
+            // No subscriber is fine: nobody is watching yet.
+            let _ = self.events.send(e);
+        }
+        Ok(())
+    }
+}
+
+/// Reading content for a listing, from a blocking thread: disk when readable, else gRPC.
+struct Source {
+    root: PathBuf,
+    disk: bool,
+    grpc: (tokio::runtime::Handle, ContentClient<Channel>, String),
+}
+
+impl walk::Source for Source {
+    fn manifest(&mut self, digest: &Digest) -> Option<Bytes> {
+        let bytes = if self.disk {
+            let path = self.root.join("blobs").join(digest.blob_path());
+            let meta = std::fs::metadata(&path).ok()?;
+            if meta.len() > MAX_MANIFEST_SIZE {
+                return None;
+            }
+            Bytes::from(std::fs::read(&path).ok()?)
+        } else {
+            let (handle, client, ns) = &mut self.grpc;
+            let request = with_namespace!(
+                ReadContentRequest {
+                    digest: digest.to_string(),
+                    offset: 0,
+                    size: 0
+                },
+                ns.as_str()
+            );
+            handle.block_on(async {
+                let mut stream = client.read(request).await.ok()?.into_inner();
+                let mut out = Vec::new();
+                while let Some(m) = stream.next().await {
+                    out.extend_from_slice(&m.ok()?.data);
+                    if out.len() as u64 > MAX_MANIFEST_SIZE {
+                        return None;
+                    }
+                }
+                Some(Bytes::from(out))
+            })?
+        };
+        walk::matches(digest, &bytes).then_some(bytes)
+    }
+
+    fn exists(&mut self, digest: &Digest) -> bool {
+        if self.disk {
+            return self.root.join("blobs").join(digest.blob_path()).is_file();
+        }
+        let (handle, client, ns) = &mut self.grpc;
+        let request = with_namespace!(
+            InfoRequest {
+                digest: digest.to_string()
+            },
+            ns.as_str()
+        );
+        handle.block_on(client.info(request)).is_ok()
+    }
+}
+
+fn grpc_error(socket: &Path, status: tonic::Status) -> Error {
+    Error::Io {
+        path: socket.to_owned(),
+        source: io::Error::other(format!("containerd: {}", status.message())),
+    }
+}
+
+/// Keeps the snapshot current: list, follow events, reconcile, and reconnect with backoff
+/// whenever containerd goes away.
+async fn run(
+    inner: Arc<Inner>,
+    listed: tokio::sync::watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut attempt: u32 = 0;
+    let mut down_since: Option<Instant> = None;
+    let mut error_logged = false;
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let result = match inner.refresh().await {
+            Ok(()) => {
+                listed.send_replace(true);
+                if down_since.take().is_some() {
+                    tracing::info!(socket = %inner.config.socket.display(), "containerd reachable again");
+                }
+                attempt = 0;
+                error_logged = false;
+                follow(&inner, &shutdown).await
+            }
+            Err(e) => Err(e),
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let Err(e) = result else { continue };
+        match down_since {
+            None => {
+                down_since = Some(Instant::now());
+                tracing::warn!(error = %e, "containerd unreachable; serving what was last listed and retrying");
+            }
+            Some(since) if since.elapsed() > ERROR_AFTER && !error_logged => {
+                error_logged = true;
+                tracing::error!(
+                    error = %e,
+                    for_secs = since.elapsed().as_secs(),
+                    socket = %inner.config.socket.display(),
+                    "containerd has been unreachable for minutes; check that it runs and that --containerd-sock is its socket"
+                );
+            }
+            Some(_) => tracing::debug!(error = %e, "containerd still unreachable"),
+        }
+        let delay = BACKOFF_MIN
+            .saturating_mul(1 << attempt.min(8))
+            .min(BACKOFF_MAX);
+        attempt += 1;
+        let delay = delay
+            .mul_f64(rand::rng().random_range(0.8..1.2))
+            .min(BACKOFF_MAX);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+type EventStream = tonic::Streaming<containerd_client::types::Envelope>;
+
+async fn subscribe(inner: &Inner) -> Result<EventStream, Error> {
+    let ns = &inner.config.namespace;
+    let filters = vec![
+        format!("namespace==\"{ns}\",topic~=\"/images/\""),
+        format!("namespace==\"{ns}\",topic==\"/content/delete\""),
+    ];
+    let response = EventsClient::new(inner.channel.clone())
+        .subscribe(SubscribeRequest { filters })
+        .await
+        .map_err(|s| grpc_error(&inner.config.socket, s))?;
+    Ok(response.into_inner())
+}
+
+/// Lists again shortly after image events and every reconcile interval, until the event stream
+/// breaks (containerd restarted) or shutdown.
+///
+/// containerd sends the event stream's headers only with its first event, so the subscription is
+/// awaited beside everything else rather than before the listing; one more listing a second
+/// after subscribing catches events that came between the first listing and the subscription.
+async fn follow(inner: &Inner, shutdown: &CancellationToken) -> Result<(), Error> {
+    let subscription = subscribe(inner);
+    tokio::pin!(subscription);
+    let mut stream: Option<EventStream> = None;
+    let catch_up = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(catch_up);
+    let mut caught_up = false;
+    let mut dirty = false;
+    let mut reconcile = tokio::time::interval(inner.config.reconcile_interval);
+    reconcile.reset();
+    let debounce = tokio::time::sleep(DEBOUNCE);
+    tokio::pin!(debounce);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            subscribed = &mut subscription, if stream.is_none() => stream = Some(subscribed?),
+            message = next_event(&mut stream), if stream.is_some() => match message {
+                Ok(Some(envelope)) => {
+                    tracing::debug!(topic = %envelope.topic, "containerd event");
+                    if !dirty {
+                        dirty = true;
+                        debounce.as_mut().reset(tokio::time::Instant::now() + DEBOUNCE);
+                    }
+                }
+                Ok(None) => return Err(grpc_error(&inner.config.socket, tonic::Status::unavailable("event stream ended"))),
+                Err(s) => return Err(grpc_error(&inner.config.socket, s)),
+            },
+            () = &mut catch_up, if !caught_up => {
+                caught_up = true;
+                inner.refresh().await?;
+            }
+            () = &mut debounce, if dirty => {
+                dirty = false;
+                inner.refresh().await?;
+            }
+            _ = reconcile.tick() => {
+                tracing::debug!("reconciling with containerd");
+                inner.refresh().await?;
+            }
+        }
+    }
+}
+
+async fn next_event(
+    stream: &mut Option<EventStream>,
+) -> Result<Option<containerd_client::types::Envelope>, tonic::Status> {
+    match stream.as_mut() {
+        Some(s) => s.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[async_trait]
+impl ContentStore for Containerd {
+    async fn resolve(&self, reference: &str) -> Result<Option<Digest>, Error> {
+        Ok(self.snapshot().tags.get(reference).cloned())
+    }
+
+    async fn describe(&self, digest: &Digest) -> Result<Option<Info>, Error> {
+        if let Some((media_type, bytes)) = self.snapshot().manifests.get(digest) {
+            return Ok(Some(Info {
+                size: bytes.len() as u64,
+                media_type: Some(media_type.clone()),
+            }));
+        }
+        let Some(size) = self.inner.size(digest).await? else {
+            return Ok(None);
+        };
+        if size > MAX_MANIFEST_SIZE {
+            return Ok(Some(Info {
+                size,
+                media_type: None,
+            }));
+        }
+        // Small content outside every listed image: find out once whether it is a manifest.
+        let known = self
+            .inner
+            .kinds
+            .lock()
+            .expect("kind cache poisoned")
+            .get(digest)
+            .cloned();
+        let media_type = match known {
+            Some(kind) => kind,
+            None => {
+                let mut bytes = Vec::new();
+                if let Some(mut stream) = self.inner.read(digest, 0, size).await? {
+                    while let Some(chunk) = stream.next().await {
+                        bytes.extend_from_slice(&chunk.map_err(|source| Error::Io {
+                            path: self.inner.blob_path(digest),
+                            source,
+                        })?);
+                    }
+                }
+                let kind = walk::matches(digest, &bytes)
+                    .then(|| Manifest::parse(&bytes).ok().map(|m| m.media_type))
+                    .flatten();
+                let mut kinds = self.inner.kinds.lock().expect("kind cache poisoned");
+                if kinds.len() >= KIND_CACHE_MAX {
+                    kinds.clear();
+                }
+                kinds.insert(digest.clone(), kind.clone());
+                kind
+            }
+        };
+        Ok(Some(Info { size, media_type }))
+    }
+
+    async fn open(
+        &self,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<Content>, Error> {
+        if let Some((_, bytes)) = self.snapshot().manifests.get(digest) {
+            let size = bytes.len() as u64;
+            let (first, last) = range.unwrap_or((0, size.saturating_sub(1)));
+            let slice = if size == 0 {
+                Bytes::new()
+            } else {
+                bytes.slice(first as usize..=(last as usize).min(bytes.len() - 1))
+            };
+            let stream = futures::stream::once(async move { Ok(slice) });
+            return Ok(Some(Content {
+                size,
+                range,
+                stream: Box::pin(stream),
+            }));
+        }
+        let Some(size) = self.inner.size(digest).await? else {
+            return Ok(None);
+        };
+        let (first, len) = match range {
+            Some((first, last)) => (first, last.saturating_sub(first) + 1),
+            None => (0, size),
+        };
+        let Some(stream) = self.inner.read(digest, first, len).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Content {
+            size,
+            range,
+            stream,
+        }))
+    }
+
+    async fn images(&self) -> Result<Vec<Image>, Error> {
+        Ok(self.snapshot().images.clone())
+    }
+
+    fn watch(&self) -> mpsc::Receiver<Event> {
+        let store = self.clone();
+        store::events::watch(&self.inner.events, move || store.snapshot().images.clone())
+    }
+}

@@ -1,0 +1,63 @@
+//! Turning a store's successive listings into [`Event`]s for its watchers; shared by the stores,
+//! which each keep a broadcast sender and a current listing.
+
+use std::collections::HashSet;
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::{Event, Image};
+
+/// How many events may wait for a slow watcher before it is sent a fresh listing instead.
+pub const BUFFER: usize = 256;
+
+/// The events that turn the listing `old` into `new`: deletions first, then creations.
+pub fn diff(old: &[Image], new: &[Image]) -> Vec<Event> {
+    let old_set: HashSet<&Image> = old.iter().collect();
+    let new_set: HashSet<&Image> = new.iter().collect();
+    let deleted = old
+        .iter()
+        .filter(|i| !new_set.contains(i))
+        .cloned()
+        .map(Event::Deleted);
+    let created = new
+        .iter()
+        .filter(|i| !old_set.contains(i))
+        .cloned()
+        .map(Event::Created);
+    deleted.chain(created).collect()
+}
+
+/// A watch as [`crate::ContentStore::watch`] promises it: [`Event::Listed`] with `current()`
+/// first, then every event sent on `events`, and a fresh listing whenever the watcher fell so
+/// far behind that events were lost. Ends when the receiver is dropped or `events` closes.
+pub fn watch<F>(events: &broadcast::Sender<Event>, current: F) -> mpsc::Receiver<Event>
+where
+    F: Fn() -> Vec<Image> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let mut events = events.subscribe();
+    tokio::spawn(async move {
+        let mut listing = Some(current());
+        loop {
+            if let Some(images) = listing.take()
+                && tx.send(Event::Listed(images)).await.is_err()
+            {
+                return;
+            }
+            let event = tokio::select! {
+                e = events.recv() => e,
+                () = tx.closed() => return,
+            };
+            match event {
+                Ok(e) => {
+                    if tx.send(e).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => listing = Some(current()),
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    rx
+}
