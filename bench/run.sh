@@ -5,3 +5,4 @@ cd "$(dirname "$0")"
 ./registry.sh
 ./p2p.sh
 ./mirror.sh
+./containerd.sh

@@ -302,12 +302,18 @@ impl Inner {
 
     /// Lists and publishes what changed.
     async fn refresh(&self) -> Result<(), Error> {
+        let started = Instant::now();
         let current = self
             .snapshot
             .read()
             .expect("snapshot lock poisoned")
             .clone();
         let next = self.list(&current).await?;
+        tracing::debug!(
+            images = next.images.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "listed containerd's images"
+        );
         let events = store::events::diff(&current.images, &next.images);
         *self.snapshot.write().expect("snapshot lock poisoned") = Arc::new(next);
         for e in events {

@@ -33,6 +33,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         args.mirror.mirrored_registries.clone(),
         &args.mirror.registry_filters,
     )?;
+    let registry_listener = TcpListener::bind(args.registry_addr)
+        .await
+        .with_context(|| format!("--registry-addr {}", args.registry_addr))?;
+    let metrics_listener = TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("--metrics-addr {}", args.metrics_addr))?;
+    let registry_addr = registry_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
     let (store, store_name): (Arc<dyn ContentStore>, String) = match &args.oci_dir {
         Some(dir) => {
             let store = OciDir::open(
@@ -70,14 +78,6 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let images = store.images().await?.len();
-    let registry_listener = TcpListener::bind(args.registry_addr)
-        .await
-        .with_context(|| format!("--registry-addr {}", args.registry_addr))?;
-    let metrics_listener = TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("--metrics-addr {}", args.metrics_addr))?;
-    let registry_addr = registry_listener.local_addr()?;
-    let metrics_addr = metrics_listener.local_addr()?;
 
     let mut metrics = MetricsRegistry::default();
     crate::metrics::register_build_info(&mut metrics);
