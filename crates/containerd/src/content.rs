@@ -257,6 +257,11 @@ impl Inner {
         let listed = tokio::task::spawn_blocking(move || {
             let mut snap = Snapshot::default();
             for image in images {
+                // The CRI names each image a second time by its config digest (`sha256:…`);
+                // that alias holds nothing the named image does not.
+                if image.name.parse::<Digest>().is_ok() {
+                    continue;
+                }
                 let Some(target) = image.target else { continue };
                 let Ok(digest) = target.digest.parse::<Digest>() else {
                     continue;
