@@ -24,6 +24,8 @@ fn node(dir: &Path) -> Node {
             "127.0.0.1:0",
             "--metrics-addr",
             "127.0.0.1:0",
+            "--router-addr",
+            "127.0.0.1:0",
             "--store-poll-interval",
             "100ms",
         ],
@@ -221,7 +223,17 @@ fn bad_flags_exit_nonzero_naming_the_flag() {
     let empty = tempfile::tempdir().unwrap();
     let dir = empty.path().to_str().unwrap();
     let (code, err) = run_speil(
-        &["run", "--oci-dir", dir, "--registry-addr", "127.0.0.1:0"],
+        &[
+            "run",
+            "--oci-dir",
+            dir,
+            "--registry-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--router-addr",
+            "127.0.0.1:0",
+        ],
         &[],
     );
     assert_eq!(code, 1);
@@ -239,7 +251,8 @@ fn flags_come_from_the_environment_too() {
     cmd.args(["run", "--log-format", "json"])
         .env("SPEIL_OCI_DIR", src.path())
         .env("SPEIL_REGISTRY_ADDR", "127.0.0.1:0")
-        .env("SPEIL_METRICS_ADDR", "127.0.0.1:0");
+        .env("SPEIL_METRICS_ADDR", "127.0.0.1:0")
+        .env("SPEIL_ROUTER_ADDR", "127.0.0.1:0");
     let node = Node::start_command(cmd);
     assert_eq!(node.registry.ip().to_string(), "127.0.0.1");
 }
@@ -256,7 +269,13 @@ async fn demo_serves_a_sample_image() {
         "--registry-addr",
         "127.0.0.1:0",
     ])
-    .args(["--metrics-addr", "127.0.0.1:0", "--dir"])
+    .args([
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--router-addr",
+        "127.0.0.1:0",
+        "--dir",
+    ])
     .arg(&dir);
     let node = Node::start_command(cmd);
     let r = get(&format!(
