@@ -587,19 +587,7 @@ impl ContentStore for Containerd {
         range: Option<(u64, u64)>,
     ) -> Result<Option<Content>, Error> {
         if let Some((_, bytes)) = self.snapshot().manifests.get(digest) {
-            let size = bytes.len() as u64;
-            let (first, last) = range.unwrap_or((0, size.saturating_sub(1)));
-            let slice = if size == 0 {
-                Bytes::new()
-            } else {
-                bytes.slice(first as usize..=(last as usize).min(bytes.len() - 1))
-            };
-            let stream = futures::stream::once(async move { Ok(slice) });
-            return Ok(Some(Content {
-                size,
-                range,
-                stream: Box::pin(stream),
-            }));
+            return Ok(Some(Content::from_bytes(bytes, range)));
         }
         let Some(size) = self.inner.size(digest).await? else {
             return Ok(None);

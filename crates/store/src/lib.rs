@@ -106,6 +106,31 @@ pub struct Content {
     pub stream: ByteStream,
 }
 
+impl Content {
+    /// Content held in memory (a manifest), whole or the inclusive `range` of it; the range
+    /// must lie within `bytes`.
+    pub fn from_bytes(bytes: &Bytes, range: Option<(u64, u64)>) -> Content {
+        let size = bytes.len() as u64;
+        let slice = match (range, bytes.is_empty()) {
+            (_, true) => Bytes::new(),
+            (None, false) => bytes.clone(),
+            (Some((first, last)), false) => {
+                let last = usize::try_from(last)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len() - 1);
+                let first = usize::try_from(first).unwrap_or(usize::MAX).min(last);
+                bytes.slice(first..=last)
+            }
+        };
+        let stream = futures::stream::once(async move { Ok(slice) });
+        Content {
+            size,
+            range,
+            stream: Box::pin(stream),
+        }
+    }
+}
+
 /// A source of images and content that Speil serves and advertises.
 #[async_trait]
 pub trait ContentStore: Send + Sync + 'static {
@@ -129,4 +154,35 @@ pub trait ContentStore: Send + Sync + 'static {
     /// Changes to the store: [`Event::Listed`] first, then changes as they happen. The stream
     /// ends when the store shuts down or the receiver is dropped.
     fn watch(&self) -> tokio::sync::mpsc::Receiver<Event>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt as _;
+
+    async fn bytes_of(c: Content) -> Vec<u8> {
+        c.stream.map(|b| b.unwrap().to_vec()).concat().await
+    }
+
+    #[tokio::test]
+    async fn content_from_bytes_whole_and_ranged() {
+        let b = Bytes::from_static(b"0123456789");
+        let whole = Content::from_bytes(&b, None);
+        assert_eq!(whole.size, 10);
+        assert_eq!(bytes_of(whole).await, b"0123456789");
+        assert_eq!(
+            bytes_of(Content::from_bytes(&b, Some((2, 4)))).await,
+            b"234"
+        );
+        assert_eq!(
+            bytes_of(Content::from_bytes(&b, Some((8, 99)))).await,
+            b"89"
+        );
+        assert!(
+            bytes_of(Content::from_bytes(&Bytes::new(), None))
+                .await
+                .is_empty()
+        );
+    }
 }

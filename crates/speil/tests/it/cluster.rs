@@ -124,3 +124,49 @@ pub(crate) async fn wait_provider(asker: &Node, key: &str, holder: &Node) {
     )
     .await;
 }
+
+/// `skopeo copy` (with `--all` for an index) from `from` into the OCI layout `to`.
+pub(crate) fn skopeo_copy(skopeo: &Path, from: &str, to: &Path, all: bool) {
+    let mut cmd = Command::new(skopeo);
+    cmd.args(["copy", "--src-tls-verify=false"]);
+    if all {
+        cmd.arg("--all");
+    }
+    let out = cmd
+        .arg(from)
+        .arg(format!("oci:{}", to.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The digests of every blob in an OCI layout, sorted, each checked against its content.
+pub(crate) fn blobs_in(layout: &Path) -> Vec<oci::Digest> {
+    let mut out: Vec<oci::Digest> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let d: oci::Digest = format!("sha256:{name}").parse().unwrap();
+            assert_eq!(
+                oci::Digest::sha256_of(&std::fs::read(&path).unwrap()),
+                d,
+                "{path:?}"
+            );
+            d
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `v` sorted without repeats.
+pub(crate) fn sorted(mut v: Vec<oci::Digest>) -> Vec<oci::Digest> {
+    v.sort();
+    v.dedup();
+    v
+}

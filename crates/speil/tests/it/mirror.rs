@@ -2,7 +2,6 @@
 //! node that lacks the image, fast 404s, resuming after a peer dies mid-blob, corrupt peers cut
 //! off and quarantined, stale provider records, no loops, filters.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,52 +15,9 @@ use test_support::prereq::require;
 use test_support::process::Guard;
 
 use crate::cluster::{
-    assert_quiet, cluster, dns_for, empty_layout, start_node, wait_provider, wait_state,
+    assert_quiet, blobs_in, cluster, dns_for, empty_layout, skopeo_copy, sorted, start_node,
+    wait_provider, wait_state,
 };
-
-fn skopeo_copy(skopeo: &Path, from: &str, to: &Path, all: bool) {
-    let mut cmd = Command::new(skopeo);
-    cmd.args(["copy", "--src-tls-verify=false"]);
-    if all {
-        cmd.arg("--all");
-    }
-    let out = cmd
-        .arg(from)
-        .arg(format!("oci:{}", to.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn blobs_in(layout: &Path) -> Vec<Digest> {
-    let mut out: Vec<Digest> = std::fs::read_dir(layout.join("blobs/sha256"))
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let d: Digest = format!("sha256:{}", path.file_name().unwrap().to_str().unwrap())
-                .parse()
-                .unwrap();
-            assert_eq!(
-                Digest::sha256_of(&std::fs::read(&path).unwrap()),
-                d,
-                "{path:?}"
-            );
-            d
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn sorted(mut v: Vec<Digest>) -> Vec<Digest> {
-    v.sort();
-    v.dedup();
-    v
-}
 
 #[tokio::test]
 async fn skopeo_copies_through_a_node_that_lacks_the_image() {
