@@ -320,9 +320,22 @@ impl EventLoop {
         }
     }
 
-    /// A provider whose address was being learned is now known (or unreachable).
+    /// A provider whose address was being learned is now known: delivered to the lookups that
+    /// wait for it.
     fn resolve_waiting(&mut self, peer: PeerId) {
-        let addrs = self.address_book.get(&peer).cloned().unwrap_or_default();
+        self.stop_waiting(peer, true);
+    }
+
+    /// A provider whose address was being learned cannot be reached: its lookups stop waiting.
+    fn unwait(&mut self, peer: PeerId) {
+        self.stop_waiting(peer, false);
+    }
+
+    fn stop_waiting(&mut self, peer: PeerId, deliver: bool) {
+        let addrs = match deliver {
+            true => self.address_book.get(&peer).cloned().unwrap_or_default(),
+            false => Vec::new(),
+        };
         let ids: Vec<QueryId> = self
             .lookups
             .iter()
@@ -334,28 +347,11 @@ impl EventLoop {
                 l.waiting.remove(&peer);
             }
             if !addrs.is_empty() {
-                self.deliver(
-                    id,
-                    Provider {
-                        peer,
-                        addrs: addrs.clone(),
-                    },
-                );
-            }
-            self.maybe_finish(id);
-        }
-    }
-
-    fn unwait(&mut self, peer: PeerId) {
-        let ids: Vec<QueryId> = self
-            .lookups
-            .iter()
-            .filter(|(_, l)| l.waiting.contains(&peer))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            if let Some(l) = self.lookups.get_mut(&id) {
-                l.waiting.remove(&peer);
+                let provider = Provider {
+                    peer,
+                    addrs: addrs.clone(),
+                };
+                self.deliver(id, provider);
             }
             self.maybe_finish(id);
         }
