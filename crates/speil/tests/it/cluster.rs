@@ -19,17 +19,23 @@ pub(crate) fn speil() -> &'static Path {
 
 /// A node on `127.A.B.n` serving `dir`, with `extra` flags.
 pub(crate) fn start_node(block: Block, n: u8, dir: &Path, extra: &[String]) -> Node {
+    let store = ["--oci-dir".to_owned(), dir.display().to_string()];
+    let poll = ["--store-poll-interval".to_owned(), "200ms".to_owned()];
+    start_on(block, n, &store, &[&poll[..], extra].concat())
+}
+
+/// A node on `127.A.B.n` with the store chosen by `store` flags, and `extra` flags; JSON logs.
+pub(crate) fn start_on(block: Block, n: u8, store: &[String], extra: &[String]) -> Node {
     let mut cmd = Command::new(speil());
     cmd.arg("run")
-        .arg("--oci-dir")
-        .arg(dir)
+        .args(store)
         .arg("--registry-addr")
         .arg(block.addr(n, REGISTRY_PORT).to_string())
         .arg("--metrics-addr")
         .arg(block.addr(n, METRICS_PORT).to_string())
         .arg("--router-addr")
         .arg(block.addr(n, ROUTER_PORT).to_string())
-        .args(["--log-format", "json", "--store-poll-interval", "200ms"])
+        .args(["--log-format", "json"])
         .args(extra);
     Node::start_command(cmd)
 }

@@ -12,27 +12,16 @@ use test_support::eventually;
 use test_support::http::get;
 use test_support::image;
 use test_support::metrics::{scrape, value};
-use test_support::net::{Block, METRICS_PORT, REGISTRY_PORT, ROUTER_PORT};
+use test_support::net::{Block, ROUTER_PORT};
 use test_support::process::Node;
 
-use crate::cluster::{speil, wait_provider, wait_state};
+use crate::cluster::{speil, start_on, wait_provider, wait_state};
 
 const NAME: &str = "example.com/team/app:1.0";
 
 /// A node on `127.A.B.n` serving `containerd`'s store, with `extra` flags.
 fn node_on(block: Block, n: u8, containerd: &Containerd, extra: &[String]) -> Node {
-    let mut cmd = Command::new(speil());
-    cmd.arg("run")
-        .args(containerd.speil_flags())
-        .arg("--registry-addr")
-        .arg(block.addr(n, REGISTRY_PORT).to_string())
-        .arg("--metrics-addr")
-        .arg(block.addr(n, METRICS_PORT).to_string())
-        .arg("--router-addr")
-        .arg(block.addr(n, ROUTER_PORT).to_string())
-        .args(["--log-format", "json"])
-        .args(extra);
-    Node::start_command(cmd)
+    start_on(block, n, &containerd.speil_flags(), extra)
 }
 
 /// An image written to a layout and imported into `containerd`.
