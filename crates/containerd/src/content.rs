@@ -27,8 +27,8 @@ use futures::StreamExt as _;
 use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest};
 use oci::{Digest, ImageReference};
 use rand::Rng as _;
-use store::walk::{self, ManifestCache};
-use store::{Content, ContentStore, Error, Event, Image, Info};
+use store::walk;
+use store::{Content, ContentStore, Error, Event, Image, Info, Listing};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -66,17 +66,10 @@ pub struct Containerd {
 struct Inner {
     config: Config,
     channel: Channel,
-    snapshot: RwLock<Arc<Snapshot>>,
+    snapshot: RwLock<Arc<Listing>>,
     events: broadcast::Sender<Event>,
     /// Digests outside the snapshot: their media type when a manifest, `None` when not.
     kinds: Mutex<HashMap<Digest, Option<String>>>,
-}
-
-#[derive(Default)]
-struct Snapshot {
-    tags: HashMap<String, Digest>,
-    images: Vec<Image>,
-    manifests: ManifestCache,
 }
 
 impl Containerd {
@@ -118,7 +111,7 @@ impl Containerd {
             .is_ok_and(|r| r.is_ok())
     }
 
-    fn snapshot(&self) -> Arc<Snapshot> {
+    fn snapshot(&self) -> Arc<Listing> {
         self.inner
             .snapshot
             .read()
@@ -231,7 +224,7 @@ impl Inner {
     }
 
     /// Everything the namespace holds now.
-    async fn list(&self, previous: &Snapshot) -> Result<Snapshot, Error> {
+    async fn list(&self, previous: &Listing) -> Result<Listing, Error> {
         let request = with_namespace!(
             ListImagesRequest {
                 filters: Vec::new()
@@ -255,7 +248,7 @@ impl Inner {
         };
         let mut manifests = previous.manifests.clone();
         let listed = tokio::task::spawn_blocking(move || {
-            let mut snap = Snapshot::default();
+            let mut snap = Listing::default();
             for image in images {
                 // The CRI names each image a second time by its config digest (`sha256:…`);
                 // that alias holds nothing the named image does not.
@@ -281,14 +274,7 @@ impl Inner {
                     .parse::<ImageReference>()
                     .ok()
                     .filter(|r| r.tag.is_some());
-                if let Some(key) = name.as_ref().and_then(ImageReference::tag_key) {
-                    snap.tags.insert(key, top.digest.clone());
-                }
-                snap.images.push(Image {
-                    name,
-                    digest: top.digest,
-                    contents,
-                });
+                snap.push(name, top.digest, contents);
             }
             // Keep only the manifests of images still held.
             let held: std::collections::HashSet<&Digest> =
@@ -528,15 +514,12 @@ async fn next_event(
 #[async_trait]
 impl ContentStore for Containerd {
     async fn resolve(&self, reference: &str) -> Result<Option<Digest>, Error> {
-        Ok(self.snapshot().tags.get(reference).cloned())
+        Ok(self.snapshot().resolve(reference))
     }
 
     async fn describe(&self, digest: &Digest) -> Result<Option<Info>, Error> {
-        if let Some((media_type, bytes)) = self.snapshot().manifests.get(digest) {
-            return Ok(Some(Info {
-                size: bytes.len() as u64,
-                media_type: Some(media_type.clone()),
-            }));
+        if let Some(info) = self.snapshot().manifest_info(digest) {
+            return Ok(Some(info));
         }
         let Some(size) = self.inner.size(digest).await? else {
             return Ok(None);
@@ -586,8 +569,8 @@ impl ContentStore for Containerd {
         digest: &Digest,
         range: Option<(u64, u64)>,
     ) -> Result<Option<Content>, Error> {
-        if let Some((_, bytes)) = self.snapshot().manifests.get(digest) {
-            return Ok(Some(Content::from_bytes(bytes, range)));
+        if let Some(content) = self.snapshot().manifest_content(digest, range) {
+            return Ok(Some(content));
         }
         let Some(size) = self.inner.size(digest).await? else {
             return Ok(None);

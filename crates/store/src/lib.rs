@@ -7,6 +7,7 @@
 pub mod events;
 mod file_stream;
 pub mod layout;
+mod listing;
 mod oci_dir;
 pub mod walk;
 
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use futures::Stream;
 use oci::{Digest, ImageReference};
 
+pub use listing::Listing;
 pub use oci_dir::OciDir;
 
 /// Streams `len` bytes of `file` from `offset`, reading one chunk ahead on the blocking pool.

@@ -5,7 +5,6 @@
 //! removed while Speil runs are picked up within one interval. Manifests are small and are held in
 //! memory; blobs are streamed from disk.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::file_stream::FileStream;
-use crate::{Content, ContentStore, Error, Event, Image, Info};
+use crate::{Content, ContentStore, Error, Event, Image, Info, Listing};
 use crate::{events, walk};
 
 /// The largest `index.json` read; a layout with more images than fit is malformed for Speil.
@@ -54,9 +53,7 @@ struct Stamp {
 #[derive(Default)]
 struct Snapshot {
     stamp: Option<Stamp>,
-    tags: HashMap<String, Digest>,
-    manifests: HashMap<Digest, (String, Bytes)>,
-    images: Vec<Image>,
+    listing: Listing,
 }
 
 #[derive(Deserialize)]
@@ -116,15 +113,12 @@ impl OciDir {
 #[async_trait]
 impl ContentStore for OciDir {
     async fn resolve(&self, reference: &str) -> Result<Option<Digest>, Error> {
-        Ok(self.snapshot().tags.get(reference).cloned())
+        Ok(self.snapshot().listing.resolve(reference))
     }
 
     async fn describe(&self, digest: &Digest) -> Result<Option<Info>, Error> {
-        if let Some((media_type, bytes)) = self.snapshot().manifests.get(digest) {
-            return Ok(Some(Info {
-                size: bytes.len() as u64,
-                media_type: Some(media_type.clone()),
-            }));
+        if let Some(info) = self.snapshot().listing.manifest_info(digest) {
+            return Ok(Some(info));
         }
         let path = self.blob_path(digest);
         match tokio::fs::metadata(&path).await {
@@ -143,8 +137,8 @@ impl ContentStore for OciDir {
         digest: &Digest,
         range: Option<(u64, u64)>,
     ) -> Result<Option<Content>, Error> {
-        if let Some((_, bytes)) = self.snapshot().manifests.get(digest) {
-            return Ok(Some(Content::from_bytes(bytes, range)));
+        if let Some(content) = self.snapshot().listing.manifest_content(digest, range) {
+            return Ok(Some(content));
         }
         let path = self.blob_path(digest);
         let opened = tokio::task::spawn_blocking({
@@ -188,12 +182,14 @@ impl ContentStore for OciDir {
     }
 
     async fn images(&self) -> Result<Vec<Image>, Error> {
-        Ok(self.snapshot().images.clone())
+        Ok(self.snapshot().listing.images.clone())
     }
 
     fn watch(&self) -> mpsc::Receiver<Event> {
         let store = self.clone();
-        events::watch(&self.inner.events, move || store.snapshot().images.clone())
+        events::watch(&self.inner.events, move || {
+            store.snapshot().listing.images.clone()
+        })
     }
 }
 
@@ -230,7 +226,7 @@ async fn refresh(inner: Weak<Inner>, interval: Duration, shutdown: CancellationT
                     tracing::info!(path = %index.display(), "image layout readable again");
                 }
                 failing = false;
-                let events = events::diff(&current.images, &next.images);
+                let events = events::diff(&current.listing.images, &next.listing.images);
                 *inner.snapshot.write().expect("snapshot lock poisoned") = Arc::new(next);
                 for e in events {
                     // No subscriber is fine: nobody is watching yet.
@@ -294,20 +290,12 @@ fn load(root: &Path) -> Result<Snapshot, Error> {
         if !oci::media_type::is_manifest(&desc.media_type) {
             continue;
         }
-        let contents = walk::contents(&desc, &mut Blobs(root), &mut snap.manifests);
+        let contents = walk::contents(&desc, &mut Blobs(root), &mut snap.listing.manifests);
         if contents.is_empty() {
             tracing::debug!(digest = %desc.digest, "image in index.json lacks its manifest");
             continue;
         }
-        let name = image_name(&desc);
-        if let Some(key) = name.as_ref().and_then(ImageReference::tag_key) {
-            snap.tags.insert(key, desc.digest.clone());
-        }
-        snap.images.push(Image {
-            name,
-            digest: desc.digest,
-            contents,
-        });
+        snap.listing.push(image_name(&desc), desc.digest, contents);
     }
     Ok(snap)
 }
