@@ -338,3 +338,58 @@ async fn a_restarted_node_rejoins_while_lookups_keep_working() {
         );
     }
 }
+
+/// The README's two-node demo: a node on 127.0.0.1 and one on another loopback IP with the same
+/// router port. Dialing from the listen port would make the second connect to itself.
+#[tokio::test]
+async fn a_node_on_127_0_0_1_is_reachable_from_another_loopback_ip_on_the_same_port() {
+    let (d1, d2) = (empty_layout(), empty_layout());
+    let first = Node::start(
+        crate::cluster::speil(),
+        &[
+            "--oci-dir",
+            d1.path().to_str().unwrap(),
+            "--registry-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--router-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    // The bound router address, from the start line.
+    let router = first
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "speil started")
+        .and_then(|v| v["router"].as_str().map(str::to_owned))
+        .unwrap();
+    let port: u16 = router.rsplit('/').next().unwrap().parse().unwrap();
+    let block = Block::random();
+    let second = Node::start(
+        crate::cluster::speil(),
+        &[
+            "--oci-dir",
+            d2.path().to_str().unwrap(),
+            "--registry-addr",
+            &block.addr(2, 0).to_string(),
+            "--metrics-addr",
+            &block.addr(2, 0).to_string(),
+            "--router-addr",
+            &block.addr(2, port).to_string(),
+            "--bootstrap-kind",
+            "static",
+            "--static-bootstrap-peers",
+            &router,
+        ],
+    );
+    wait_state(&second, "connected", Duration::from_secs(10)).await;
+    wait_state(&first, "connected", Duration::from_secs(10)).await;
+    assert_eq!(
+        value(&scrape(second.metrics).await, "speil_p2p_self_dials_total"),
+        0.0
+    );
+}
