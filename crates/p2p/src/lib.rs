@@ -23,5 +23,5 @@ pub mod sync;
 pub use config::Config;
 pub use identity::load_or_create as load_identity;
 pub use libp2p::{Multiaddr, PeerId};
-pub use metrics::Metrics;
+pub use metrics::{Advertised, Metrics};
 pub use router::{Provider, Router, Status};

@@ -25,8 +25,24 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirLabels {
+    dir: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RegistryLabels {
     pub(crate) registry: String,
+}
+
+/// What a node advertises, summed over registries, as `/status` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Advertised {
+    /// Image tags (`registry/repository:tag` keys).
+    pub image_tags: usize,
+    /// Image manifest or index digests.
+    pub image_digests: usize,
+    /// Every content digest (manifests, configs, layers).
+    pub content_digests: usize,
 }
 
 /// Metrics of the P2P router.
@@ -41,6 +57,8 @@ pub struct Metrics {
     pub(crate) advertised_tags: Family<RegistryLabels, Gauge>,
     pub(crate) advertised_images: Family<RegistryLabels, Gauge>,
     pub(crate) advertised_contents: Family<RegistryLabels, Gauge>,
+    advertised: std::sync::Arc<std::sync::Mutex<Advertised>>,
+    identify: Family<DirLabels, Counter>,
     pub(crate) libp2p: std::sync::Arc<libp2p::metrics::Metrics>,
 }
 
@@ -107,6 +125,16 @@ impl Metrics {
             "Content digests (manifests, configs, layers) advertised to other nodes, by registry",
             Clone::clone(&advertised_contents),
         );
+        let identify = Family::<DirLabels, Counter>::default();
+        for dir in ["inbound", "outbound"] {
+            let _ = identify.get_or_create(&DirLabels { dir });
+        }
+        registry.register(
+            "libp2p_identify_identify",
+            "Identify exchanges as go-libp2p counts them: inbound when a peer asked this node, \
+             outbound when this node asked a peer and got its answer",
+            identify.clone(),
+        );
         let libp2p = std::sync::Arc::new(libp2p::metrics::Metrics::new(registry));
         Metrics {
             candidates,
@@ -118,6 +146,8 @@ impl Metrics {
             advertised_tags,
             advertised_images,
             advertised_contents,
+            advertised: std::sync::Arc::default(),
+            identify,
             libp2p,
         }
     }
@@ -148,6 +178,26 @@ impl Metrics {
 
     pub(crate) fn round(&self, result: &'static str) {
         self.rounds.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Counts an identify exchange: `inbound` when a peer asked, `outbound` when this node did.
+    pub(crate) fn identify(&self, dir: &'static str) {
+        self.identify.get_or_create(&DirLabels { dir }).inc();
+    }
+
+    /// What this node advertises now, summed over registries.
+    pub fn advertised(&self) -> Advertised {
+        *self
+            .advertised
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_advertised(&self, totals: Advertised) {
+        *self
+            .advertised
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = totals;
     }
 
     pub(crate) fn peers(&self, connected: usize, routing: usize) {

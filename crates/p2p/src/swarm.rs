@@ -75,7 +75,7 @@ pub(crate) enum DialOutcome {
 }
 
 /// A peer as the status shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PeerInfo {
     /// Its peer id.
     pub id: String,
@@ -598,6 +598,11 @@ impl EventLoop {
     }
 
     fn on_identify_event(&mut self, event: identify::Event) {
+        match &event {
+            identify::Event::Sent { .. } => self.metrics.identify("inbound"),
+            identify::Event::Received { .. } => self.metrics.identify("outbound"),
+            _ => {}
+        }
         if let identify::Event::Received {
             peer_id,
             info,

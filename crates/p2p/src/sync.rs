@@ -159,6 +159,11 @@ fn set_gauges(metrics: &Metrics, images: &[&Image], filter: &dyn Filter) {
     ] {
         family.clear();
     }
+    metrics.set_advertised(crate::metrics::Advertised {
+        image_tags: tags.values().map(HashSet::len).sum(),
+        image_digests: tops.values().flatten().collect::<HashSet<_>>().len(),
+        content_digests: contents.values().flatten().collect::<HashSet<_>>().len(),
+    });
     for (registry, set) in tags {
         metrics
             .advertised_tags
