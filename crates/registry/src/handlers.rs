@@ -4,26 +4,37 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt as _;
 use oci::{ByteRange, Digest, DistributionPath, Kind, RangeParse, Reference};
 
 use crate::Registry;
 use crate::error::ApiError;
-use crate::mirror::MIRRORED_HEADER;
+use crate::metrics::Outcome;
+use crate::mirror::{MIRRORED_HEADER, SOURCE_HEADER};
 
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+/// The header of `GET /v2/` that names the answering node's peer id.
+pub const PEER_ID_HEADER: &str = "x-speil-peer-id";
 
-/// `GET /v2/`: tells clients this is a registry speaking the distribution API.
-pub(crate) async fn api_version() -> impl IntoResponse {
-    (
+/// `GET /v2/`: tells clients this is a registry speaking the distribution API, and which node
+/// answers (so a node can tell whether containerd's host files lead to itself).
+pub(crate) async fn api_version(State(state): State<Arc<Registry>>) -> Response {
+    let mut response = (
         [
             API_VERSION,
             (header::CONTENT_TYPE.as_str(), "application/json"),
         ],
         "{}",
     )
+        .into_response();
+    if let Some(id) = &state.peer_id {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(PEER_ID_HEADER), id.clone());
+    }
+    response
 }
 
 /// `GET /livez`: the process is up and its HTTP server answers.
@@ -67,15 +78,21 @@ pub(crate) async fn distribution(
         kind: path.kind,
         reference: path.reference.to_string(),
     };
+    let from_peer = headers.get(MIRRORED_HEADER).is_some();
     if !state.filters.serves(&path.registry) {
         state.metrics.content_request(registry, false);
+        state.metrics.answered(from_peer, Outcome::NotFound);
         return Err(unknown());
     }
-    if let Some(response) = serve_local(&state, &path, head, &headers).await? {
+    if let Some(mut response) = serve_local(&state, &path, head, &headers).await? {
         state.metrics.content_request(registry, true);
+        state.metrics.answered(from_peer, Outcome::Local);
+        response.headers_mut().insert(
+            HeaderName::from_static(SOURCE_HEADER),
+            HeaderValue::from_static("local"),
+        );
         return Ok(response);
     }
-    let from_peer = headers.get(MIRRORED_HEADER).is_some();
     let result = match &state.mirror {
         Some(mirror) if !from_peer && !state.filters.excludes(&path.full_reference()) => {
             mirror.serve(&path, head, &headers).await
@@ -83,6 +100,12 @@ pub(crate) async fn distribution(
         _ => Err(unknown()),
     };
     state.metrics.content_request(registry, result.is_ok());
+    let outcome = if result.is_ok() {
+        Outcome::Peer
+    } else {
+        Outcome::NotFound
+    };
+    state.metrics.answered(from_peer, outcome);
     result
 }
 

@@ -3,7 +3,7 @@
 
 mod error;
 mod filter;
-mod handlers;
+pub(crate) mod handlers;
 mod metrics;
 pub mod mirror;
 
@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 pub use filter::{FilterError, Filters};
-pub use metrics::Metrics;
+pub use handlers::PEER_ID_HEADER;
+pub use metrics::{Activity, LastMirror, Metrics};
 pub use mirror::Mirror;
 
 /// Answers whether the node is ready for traffic, and if not, why (shown by `/readyz`).
@@ -34,6 +35,7 @@ pub struct Registry {
     readiness: Readiness,
     mirror: Option<Mirror>,
     filters: Filters,
+    peer_id: Option<axum::http::HeaderValue>,
 }
 
 impl Registry {
@@ -46,7 +48,14 @@ impl Registry {
             readiness,
             mirror: None,
             filters: Filters::default(),
+            peer_id: None,
         }
+    }
+
+    /// Names this node in `GET /v2/` answers (header [`PEER_ID_HEADER`]).
+    pub fn with_peer_id(mut self, peer_id: &p2p::PeerId) -> Self {
+        self.peer_id = axum::http::HeaderValue::try_from(peer_id.to_string()).ok();
+        self
     }
 
     /// Serves local misses from peers through `mirror`.

@@ -1,5 +1,5 @@
 //! The registry's metrics: requests by handler, method and status, their durations, and bytes
-//! served.
+//! served; and the registry's [`Activity`] since start, which `/status` shows.
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
@@ -52,6 +52,53 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     resolve: Histogram,
     peer_failures: Family<ReasonLabels, Counter>,
+    activity: Arc<Mutex<Activity>>,
+}
+
+/// Where a manifest or blob request was answered from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// This node's own store.
+    Local,
+    /// Another node, through the mirror.
+    Peer,
+    /// Nowhere: answered 404 (containerd then goes to the registry itself).
+    NotFound,
+}
+
+/// What the registry has answered since the node started, as `/status` and `speil status` show
+/// it: whether containerd asks this node at all, and whether peers serve it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Activity {
+    /// Manifest and blob requests from clients (containerd) answered from this node's store.
+    pub served_local: u64,
+    /// Requests from clients answered with content from a peer.
+    pub served_from_peers: u64,
+    /// Requests from clients answered 404.
+    pub not_found: u64,
+    /// Requests from other Speil nodes (answered from the store or 404).
+    pub requests_from_peers: u64,
+    /// When a client (not a peer) last asked for a manifest or blob, in Unix seconds.
+    pub last_client_request_unix: Option<u64>,
+    /// The last request served from a peer.
+    pub last_mirror: Option<LastMirror>,
+}
+
+/// The last content served from a peer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LastMirror {
+    /// When its transfer finished, in Unix seconds.
+    pub unix: u64,
+    /// The peer that served it.
+    pub peer: String,
+    /// What was asked for: `registry/repository:tag` or `registry/repository@digest`.
+    pub reference: String,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Metrics {
@@ -112,6 +159,33 @@ impl Metrics {
             last_success,
             resolve,
             peer_failures,
+            activity: Arc::default(),
+        }
+    }
+
+    /// What the registry has answered since start.
+    pub fn activity(&self) -> Activity {
+        self.activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Notes how a manifest or blob request was answered, and whether a peer sent it.
+    pub(crate) fn answered(&self, from_peer: bool, outcome: Outcome) {
+        let mut a = self
+            .activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if from_peer {
+            a.requests_from_peers += 1;
+            return;
+        }
+        a.last_client_request_unix = Some(unix_now() as u64);
+        match outcome {
+            Outcome::Local => a.served_local += 1,
+            Outcome::Peer => a.served_from_peers += 1,
+            Outcome::NotFound => a.not_found += 1,
         }
     }
 
@@ -139,11 +213,18 @@ impl Metrics {
         self.resolve.observe(elapsed.as_secs_f64());
     }
 
-    pub(crate) fn mirror_succeeded(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+    /// Notes that `peer` served `reference` completely.
+    pub(crate) fn mirror_succeeded(&self, peer: &p2p::PeerId, reference: &str) {
+        let now = unix_now();
         self.last_success.set(now);
+        self.activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .last_mirror = Some(LastMirror {
+            unix: now as u64,
+            peer: peer.to_string(),
+            reference: reference.to_owned(),
+        });
     }
 
     pub(crate) fn peer_failure(&self, reason: &'static str) {

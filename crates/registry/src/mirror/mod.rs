@@ -35,6 +35,9 @@ use peers::{Peers, registry_addrs};
 
 /// The header that marks a request as sent by another Speil node.
 pub const MIRRORED_HEADER: &str = "x-speil-mirrored";
+/// The response header that says where content came from: `local` (this node's store) or
+/// `peer <peer id>`. The debug page's measure action reads it.
+pub const SOURCE_HEADER: &str = "x-speil-source";
 /// How long a peer may take to send response headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long fetching a manifest or answering a HEAD may take in all, across every peer tried.
@@ -108,6 +111,8 @@ pub(crate) struct PeerRequest {
     method: Method,
     /// `/v2/<repository>/<kind>/<reference>?ns=<registry>`.
     path_and_query: String,
+    /// The full reference asked for, `registry/repository:tag` or `registry/repository@digest`.
+    reference: String,
     headers: Vec<(HeaderName, HeaderValue)>,
     kind: Kind,
     /// The digest the answer must have, when the reference is a digest.
@@ -181,6 +186,7 @@ impl Mirror {
                 path.reference,
                 path.registry
             ),
+            reference: path.full_reference(),
             headers: vec![(
                 HeaderName::from_static(MIRRORED_HEADER),
                 HeaderValue::from_static("true"),
@@ -204,7 +210,7 @@ impl Mirror {
 
         match (path.kind, head) {
             (_, true) => {
-                let (response, _, _) = tokio::time::timeout(
+                let (response, provider, _) = tokio::time::timeout(
                     SMALL_REQUEST_TIMEOUT,
                     inner.race(first, &mut found, |p| {
                         inner.clone().head(p, request.clone())
@@ -213,11 +219,10 @@ impl Mirror {
                 .await
                 .map_err(|_| unknown())?
                 .ok_or_else(unknown)?;
-                inner.metrics.mirror_succeeded();
-                Ok(response)
+                Ok(inner.succeeded(response, &provider, &request))
             }
             (Kind::Manifest, false) => {
-                let (response, _, _) = tokio::time::timeout(
+                let (response, provider, _) = tokio::time::timeout(
                     SMALL_REQUEST_TIMEOUT,
                     inner.race(first, &mut found, |p| {
                         inner.clone().manifest(p, request.clone())
@@ -226,8 +231,7 @@ impl Mirror {
                 .await
                 .map_err(|_| unknown())?
                 .ok_or_else(unknown)?;
-                inner.metrics.mirror_succeeded();
-                Ok(response)
+                Ok(inner.succeeded(response, &provider, &request))
             }
             (Kind::Blob, false) => {
                 let ((status, response_headers, body), provider, rest) = tokio::time::timeout(
@@ -265,7 +269,29 @@ async fn next_usable(peers: &Peers, found: &mut mpsc::Receiver<Provider>) -> Opt
     None
 }
 
+/// The [`SOURCE_HEADER`] of content from `peer`.
+fn source_header(peer: &PeerId) -> (HeaderName, HeaderValue) {
+    (
+        HeaderName::from_static(SOURCE_HEADER),
+        HeaderValue::try_from(format!("peer {peer}")).expect("a peer id is a valid header value"),
+    )
+}
+
 impl Inner {
+    /// Notes a completed small response from `provider` and marks where it came from.
+    fn succeeded(
+        &self,
+        mut response: Response,
+        provider: &Provider,
+        request: &PeerRequest,
+    ) -> Response {
+        self.metrics
+            .mirror_succeeded(&provider.peer, &request.reference);
+        let (name, value) = source_header(&provider.peer);
+        response.headers_mut().insert(name, value);
+        response
+    }
+
     /// Asks `first`, then (after the hedge delay, or at once after a failure) further providers,
     /// up to `resolve_retries` in all; the first success wins and the others are dropped.
     /// Returns the winner's result, the winning provider, and the providers not tried.

@@ -90,6 +90,7 @@ pub(super) fn respond(
         .then(|| request.digest.clone())
         .flatten();
 
+    let source = super::source_header(&provider.peer);
     let transfer = Transfer {
         peer_bytes: inner.metrics.bytes_counter("peer"),
         hasher: verify.as_ref().map(oci::Digest::hasher),
@@ -112,7 +113,9 @@ pub(super) fn respond(
         let item = t.next_chunk().await?;
         Some((item, t))
     });
-    Ok(build(status, &headers, Body::from_stream(stream)))
+    let mut response = build(status, &headers, Body::from_stream(stream));
+    response.headers_mut().insert(source.0, source.1);
+    Ok(response)
 }
 
 struct Transfer {
@@ -185,7 +188,9 @@ impl Transfer {
             self.inner.failed(&self.provider, Failure::DigestMismatch);
             return self.abort("the blob does not match its digest");
         }
-        self.inner.metrics.mirror_succeeded();
+        self.inner
+            .metrics
+            .mirror_succeeded(&self.provider.peer, &self.request.reference);
         let last = self.pending.take()?;
         self.peer_bytes.inc_by(last.len() as u64);
         Some(Ok(last))
