@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Programs the tests run for real, by Debian package.
-PACKAGES=(protobuf-compiler containerd skopeo curl dnsmasq-base)
+PACKAGES=(protobuf-compiler containerd skopeo curl dnsmasq-base chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

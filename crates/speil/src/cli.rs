@@ -30,6 +30,9 @@ pub(crate) enum Command {
     Cleanup(CleanupArgs),
     /// Wait until `speil cleanup` has finished on a node (for a Helm post-delete hook).
     CleanupWait(CleanupWaitArgs),
+    /// Tell whether a node works, and if not, why: one line per check, with a fix for each
+    /// problem. Exit 0 when all is well, 1 when degraded, 2 when broken or unreachable.
+    Status(StatusArgs),
     /// Print the version.
     Version,
 }
@@ -53,9 +56,15 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "SPEIL_REGISTRY_ADDR", default_value = "0.0.0.0:5000")]
     pub(crate) registry_addr: SocketAddr,
 
-    /// Address of the metrics endpoint (/metrics).
+    /// Address of the metrics endpoint: /metrics, /status (what `speil status` reads) and the
+    /// debug page.
     #[arg(long, env = "SPEIL_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub(crate) metrics_addr: SocketAddr,
+
+    /// Serve the debug page at /debug/web/ on --metrics-addr: status, peers, local images and a
+    /// measure action that pulls a reference through this node.
+    #[arg(long, env = "SPEIL_DEBUG_WEB", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) debug_web: bool,
 
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
@@ -322,6 +331,32 @@ pub(crate) struct CleanupWaitArgs {
     pub(crate) timeout: Duration,
 }
 
+/// Flags of `speil status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The node's metrics address (its --metrics-addr), as a URL.
+    #[arg(long, env = "SPEIL_STATUS_ADDR", default_value = "http://127.0.0.1:9090", value_parser = status_url)]
+    pub(crate) addr: String,
+
+    /// Print JSON instead of text (the checks and the node's status document, or with
+    /// --cluster one object per node).
+    #[arg(long, env = "SPEIL_STATUS_JSON")]
+    pub(crate) json: bool,
+
+    /// Ask every node this node knows (and the nodes they know) and print one row per node.
+    #[arg(long, env = "SPEIL_STATUS_CLUSTER")]
+    pub(crate) cluster: bool,
+
+    /// The metrics port of the other nodes, for --cluster; the port of --addr when absent (a
+    /// DaemonSet).
+    #[arg(long, env = "SPEIL_STATUS_PEER_METRICS_PORT")]
+    pub(crate) peer_metrics_port: Option<u16>,
+
+    /// How long each node may take to answer.
+    #[arg(long, env = "SPEIL_STATUS_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub(crate) timeout: Duration,
+}
+
 /// Flags of `speil demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -396,6 +431,25 @@ fn http_base_url(s: &str) -> Result<String, String> {
     }
 }
 
+/// An http:// URL without a path beyond `/`, such as `http://10.0.0.5:9090`.
+fn status_url(s: &str) -> Result<String, String> {
+    let expected = "expected the node's metrics address as a URL, such as http://127.0.0.1:9090";
+    match s.parse::<axum::http::Uri>() {
+        Ok(u)
+            if u.scheme_str() == Some("http")
+                && u.host().is_some()
+                && matches!(u.path(), "" | "/")
+                && u.query().is_none() =>
+        {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        Ok(u) if u.scheme_str() == Some("https") => Err(format!(
+            "{expected} (the metrics address serves plain http)"
+        )),
+        _ => Err(expected.to_owned()),
+    }
+}
+
 fn http_url(s: &str) -> Result<String, String> {
     match s.parse::<axum::http::Uri>() {
         Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => Ok(s.to_owned()),
@@ -454,6 +508,29 @@ mod tests {
             let err = Cli::try_parse_from(["speil", "run", flag, value]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn status_wants_the_metrics_address_as_a_url() {
+        for bad in [
+            "127.0.0.1:9090",
+            "https://node:9090",
+            "http://node:9090/status",
+            "nowhere",
+        ] {
+            let err = Cli::try_parse_from(["speil", "status", "--addr", bad]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("--addr") && text.contains("http://127.0.0.1:9090"),
+                "{bad}: {text}"
+            );
+        }
+        let ok =
+            Cli::try_parse_from(["speil", "status", "--addr", "http://10.0.0.5:9090/"]).unwrap();
+        let Command::Status(args) = ok.command else {
+            panic!("not status")
+        };
+        assert_eq!(args.addr, "http://10.0.0.5:9090");
     }
 
     #[test]

@@ -4,10 +4,12 @@
 mod admin;
 mod cli;
 mod cmd;
+mod debug_web;
 mod http_client;
 mod logging;
 mod metrics;
 mod shutdown;
+mod status;
 
 use std::process::ExitCode;
 
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         cli::Command::Configure(args) => cmd::configure::main(args),
         cli::Command::Cleanup(args) => cmd::cleanup::main(args),
         cli::Command::CleanupWait(args) => cmd::cleanup::wait(args),
+        cli::Command::Status(args) => return cmd::status::main(args),
         cli::Command::Version => {
             cmd::version::main();
             Ok(())

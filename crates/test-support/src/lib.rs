@@ -2,6 +2,7 @@
 //! tests run (the `speil` binary, skopeo), an HTTP client, and the prerequisite check that makes
 //! a missing tool fail under CI instead of passing silently.
 
+pub mod browser;
 pub mod containerd;
 pub mod dns;
 pub mod http;

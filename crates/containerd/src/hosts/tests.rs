@@ -384,3 +384,36 @@ fn errors_name_the_path() {
         "{error}"
     );
 }
+
+#[test]
+fn speil_host_files_lists_speils_files_and_their_hosts_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("quay.io")).unwrap();
+    fs::write(
+        root.join("quay.io/hosts.toml"),
+        "server = \"https://quay.io\"\n",
+    )
+    .unwrap();
+    configure(&Config {
+        config_path: root.to_owned(),
+        registries: vec!["docker.io".parse().unwrap()],
+        mirror_targets: vec![
+            "http://127.0.0.1:5000".into(),
+            "http://10.0.0.2:5000".into(),
+        ],
+        resolve_tags: true,
+        prepend_existing: false,
+        basic_auth: None,
+        dial_timeout: Duration::from_millis(200),
+    })
+    .unwrap();
+    let files = speil_host_files(root);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].registry, "docker.io");
+    assert_eq!(
+        files[0].hosts,
+        ["http://127.0.0.1:5000", "http://10.0.0.2:5000"]
+    );
+    assert!(speil_host_files(&root.join("missing")).is_empty());
+}

@@ -1,9 +1,9 @@
 //! The bootstrap state a node reports, and the summary of a bootstrap round.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How well this node is connected to the others, as `/readyz`, metrics and `speil status` show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// No bootstrap round has finished yet.
@@ -64,7 +64,7 @@ impl State {
 }
 
 /// What one bootstrap round found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Round {
     /// When the round finished, in seconds since the Unix epoch.
     pub finished_unix: u64,

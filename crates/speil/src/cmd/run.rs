@@ -41,7 +41,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--metrics-addr {}", args.metrics_addr))?;
     let registry_addr = registry_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
-    let (store, store_name): (Arc<dyn ContentStore>, String) = match &args.oci_dir {
+    let started_unix = crate::status::unix_now();
+    let (store, store_kind, store_location, containerd_side): (
+        Arc<dyn ContentStore>,
+        &'static str,
+        String,
+        Option<crate::admin::ContainerdSide>,
+    ) = match &args.oci_dir {
         Some(dir) => {
             let store = OciDir::open(
                 dir.clone(),
@@ -50,7 +56,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             )
             .await
             .with_context(|| format!("--oci-dir {}", dir.display()))?;
-            (Arc::new(store), format!("oci-dir {}", dir.display()))
+            (Arc::new(store), "oci-dir", dir.display().to_string(), None)
         }
         None => {
             let c = &args.containerd;
@@ -67,13 +73,20 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             // Serving starts either way; the store keeps retrying and says so in the log.
             store.wait_listed(Duration::from_secs(10)).await;
             report_findings(c, store.version().await.as_deref());
+            let side = crate::admin::ContainerdSide {
+                client: store.clone(),
+                config: c.containerd_config.clone(),
+                registry_config_path: c.containerd_registry_config_path.clone(),
+            };
             (
                 Arc::new(store),
+                "containerd",
                 format!(
-                    "containerd {} namespace {}",
+                    "{} namespace {}",
                     c.containerd_sock.display(),
                     c.containerd_namespace
                 ),
+                Some(side),
             )
         }
     };
@@ -102,6 +115,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     .await
     .context("starting the P2P router")?;
     let advertise_filter: Arc<dyn p2p::sync::Filter> = Arc::new(filters.clone());
+    let p2p_metrics_status = p2p_metrics.clone();
     tasks.spawn(p2p::sync::run(
         store.clone(),
         router.clone(),
@@ -126,16 +140,31 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         let router = router.clone();
         Arc::new(move || router.ready())
     };
-    let http = registry::Registry::new(store, registry_metrics, readiness)
+    let http = registry::Registry::new(store.clone(), registry_metrics.clone(), readiness)
         .with_mirror(mirror)
         .with_filters(filters)
+        .with_peer_id(&router.peer_id())
         .router();
     tasks.spawn(registry::serve(
         registry_listener,
         http,
         shutdown.child_token(),
     ));
-    let admin = crate::admin::router(metrics, router.clone());
+    let admin = crate::admin::router(crate::admin::Admin {
+        metrics,
+        router: router.clone(),
+        p2p_metrics: p2p_metrics_status,
+        registry_metrics,
+        store,
+        store_kind,
+        store_location: store_location.clone(),
+        containerd: containerd_side,
+        registry_addr,
+        metrics_addr,
+        started_unix,
+        debug_web: args.debug_web,
+        measuring: tokio::sync::Semaphore::new(1),
+    });
     tasks.spawn(registry::serve(
         metrics_listener,
         admin,
@@ -148,7 +177,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         router = %router.status().listen_addrs.join(","),
         peer_id = %router.peer_id(),
         bootstrap = args.p2p.bootstrap_kind.as_str(),
-        store = %store_name,
+        store = %format!("{store_kind} {store_location}"),
         images,
         version = env!("CARGO_PKG_VERSION"),
         "speil started"

@@ -188,7 +188,7 @@ async fn a_dns_outage_is_discovery_failed_and_heals_without_a_restart() {
     dns.stop();
     wait_state(&node, "discovery_failed", Duration::from_secs(15)).await;
     assert_eq!(get(&format!("{}/readyz", node.url())).await.status, 503);
-    let last_round = &status(node.metrics).await["p2p"]["last_round"];
+    let last_round = &status(node.metrics).await["bootstrap"]["last_round"];
     assert!(
         last_round["discovery_error"]
             .as_str()

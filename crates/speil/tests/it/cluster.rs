@@ -58,7 +58,7 @@ pub(crate) fn empty_layout() -> tempfile::TempDir {
 }
 
 pub(crate) async fn state_of(node: &Node) -> String {
-    status(node.metrics).await["p2p"]["state"]
+    status(node.metrics).await["bootstrap"]["state"]
         .as_str()
         .unwrap_or_default()
         .to_owned()

@@ -6,3 +6,4 @@ mod cli;
 mod cluster;
 mod containerd;
 mod mirror;
+mod status;

@@ -1,0 +1,539 @@
+//! The checks `speil status` prints and the debug page shows, worked out from a status
+//! document alone, so a node and the client judge it the same way.
+
+use std::time::Duration;
+
+use p2p::bootstrap::State;
+use serde::Serialize;
+
+use super::Doc;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Level {
+    /// Not applicable to this node (an OCI-directory node has no containerd).
+    Skip,
+    /// Working.
+    Ok,
+    /// Working, but less well than it should, or not yet.
+    Warn,
+    /// Not working.
+    Fail,
+}
+
+impl Level {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Level::Skip => "skip",
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "fail",
+        }
+    }
+}
+
+/// One line of `speil status`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Check {
+    /// What is checked: node, bootstrap, peers, store, advertising, mirror, host_files, or
+    /// `containerd:<finding id>`.
+    pub(crate) name: String,
+    pub(crate) level: Level,
+    /// What was found, in one line.
+    pub(crate) summary: String,
+    /// What to do, in one line, when the level is warn or fail.
+    pub(crate) fix: Option<String>,
+    /// The section of docs/troubleshooting.md that explains it.
+    pub(crate) doc: Option<String>,
+}
+
+/// The whole verdict: ok (exit 0), degraded (1) or broken (2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Verdict {
+    Ok,
+    Degraded,
+    Broken,
+}
+
+impl Verdict {
+    pub(crate) fn of(checks: &[Check]) -> Verdict {
+        match checks.iter().map(|c| c.level).max() {
+            Some(Level::Fail) => Verdict::Broken,
+            Some(Level::Warn) => Verdict::Degraded,
+            _ => Verdict::Ok,
+        }
+    }
+
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::Degraded => 1,
+            Verdict::Broken => 2,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Degraded => "degraded",
+            Verdict::Broken => "broken",
+        }
+    }
+}
+
+/// The troubleshooting guide, relative to the repository root.
+pub(crate) const GUIDE: &str = "docs/troubleshooting.md";
+
+/// Sections of the guide, by their GitHub anchors.
+pub(crate) mod section {
+    pub(crate) const DISCOVERY: &str = "no-bootstrap-nodes-found-and-other-discovery-failures";
+    pub(crate) const SINGLE_NODE: &str = "a-single-node-cluster";
+    pub(crate) const ISOLATED: &str = "an-isolated-node";
+    pub(crate) const DNS: &str = "dns-or-headless-service-mistakes";
+    pub(crate) const NOT_USED: &str = "containerd-not-using-the-mirror";
+    pub(crate) const DISCARD: &str = "layers-missing-because-of-discard_unpacked_layers";
+    pub(crate) const NODE_DOWN: &str = "speil-status-cannot-reach-the-node";
+    pub(crate) const NOTHING_ADVERTISED: &str = "nothing-advertised";
+
+    /// Every section the checks link to.
+    #[cfg(test)]
+    pub(crate) const ALL: [&str; 8] = [
+        DISCOVERY,
+        SINGLE_NODE,
+        ISOLATED,
+        DNS,
+        NOT_USED,
+        DISCARD,
+        NODE_DOWN,
+        NOTHING_ADVERTISED,
+    ];
+}
+
+/// A link to a section of the guide.
+pub(crate) fn link(section: &str) -> String {
+    format!("{GUIDE}#{section}")
+}
+
+/// How long a node may run without a single request from containerd before that is a warning:
+/// long enough for a fresh node, short enough to catch a containerd that never asks.
+const QUIET_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// `now - then` as `3m 12s`.
+pub(crate) fn ago(now: u64, then: u64) -> String {
+    humantime::format_duration(Duration::from_secs(now.saturating_sub(then))).to_string()
+}
+
+fn ok(name: &str, summary: String) -> Check {
+    Check {
+        name: name.to_owned(),
+        level: Level::Ok,
+        summary,
+        fix: None,
+        doc: None,
+    }
+}
+
+fn bad(name: &str, level: Level, summary: String, fix: &str, section: &str) -> Check {
+    Check {
+        name: name.to_owned(),
+        level,
+        summary,
+        fix: Some(fix.to_owned()),
+        doc: Some(link(section)),
+    }
+}
+
+/// Every check of one node, in the order a pull depends on them.
+pub(crate) fn evaluate(doc: &Doc) -> Vec<Check> {
+    let now = doc.node.now_unix;
+    let mut checks = vec![ok(
+        "node",
+        format!(
+            "speil {} up {}, registry {}, peer {}",
+            doc.version,
+            ago(now, doc.node.started_unix),
+            doc.node.registry_addr,
+            doc.node.peer_id
+        ),
+    )];
+    checks.push(bootstrap(doc));
+    checks.push(peers(doc));
+    checks.push(store(doc));
+    checks.push(advertising(doc));
+    checks.push(mirror(doc));
+    checks.extend(containerd(doc));
+    checks
+}
+
+fn bootstrap(doc: &Doc) -> Check {
+    let b = &doc.bootstrap;
+    let since = ago(doc.node.now_unix, b.since_unix);
+    let round = b.last_round.as_ref().map_or_else(String::new, |r| {
+        format!(
+            "; last round: {} candidates, {} this node, {} dialed, {} connected, {} failed",
+            r.candidates, r.self_dropped, r.dialed, r.connected, r.failed
+        )
+    });
+    match b.state {
+        State::Connected => ok(
+            "bootstrap",
+            format!("connected ({} discovery) for {since}{round}", b.kind),
+        ),
+        State::Standalone if b.kind == "none" => ok(
+            "bootstrap",
+            format!(
+                "standalone for {since}: --bootstrap-kind none looks for no other node (a single-node cluster, unless others bootstrap to this one)"
+            ),
+        ),
+        State::Standalone => ok(
+            "bootstrap",
+            format!(
+                "standalone for {since}: {} discovery lists no other node (a single-node cluster){round}",
+                b.kind
+            ),
+        ),
+        State::Starting => bad(
+            "bootstrap",
+            Level::Warn,
+            format!("starting for {since}: no bootstrap round has finished yet"),
+            "wait a few seconds and ask again; if it stays, read the node's log",
+            section::DISCOVERY,
+        ),
+        State::Isolated => {
+            let why = b
+                .last_round
+                .as_ref()
+                .and_then(|r| r.failures.first())
+                .map_or_else(String::new, |f| format!(" (first failure: {f})"));
+            bad(
+                "bootstrap",
+                Level::Fail,
+                format!(
+                    "isolated for {since}: other nodes are listed, none could be reached{round}{why}"
+                ),
+                "check that the other nodes run and that their router port (--router-addr) is reachable from this node",
+                section::ISOLATED,
+            )
+        }
+        State::DiscoveryFailed => {
+            let why = b
+                .last_round
+                .as_ref()
+                .and_then(|r| r.discovery_error.clone())
+                .unwrap_or_default();
+            bad(
+                "bootstrap",
+                Level::Fail,
+                format!("{} discovery failing for {since}: {why}", b.kind),
+                "check the bootstrap flags (--dns-bootstrap-domain, --http-bootstrap-url) and that the name or URL resolves from this node",
+                if b.kind == "dns" {
+                    section::DNS
+                } else {
+                    section::DISCOVERY
+                },
+            )
+        }
+    }
+}
+
+fn peers(doc: &Doc) -> Check {
+    let p = &doc.peers;
+    let summary = format!(
+        "{} connected, {} in the routing table",
+        p.connected, p.routing_table
+    );
+    if p.routing_table > 0 {
+        ok("peers", summary)
+    } else if doc.bootstrap.state == State::Standalone {
+        ok(
+            "peers",
+            format!("{summary} (none expected: a single-node cluster)"),
+        )
+    } else {
+        bad(
+            "peers",
+            Level::Warn,
+            format!("{summary}: nothing can be mirrored from other nodes"),
+            "see the bootstrap line above",
+            if doc.bootstrap.state == State::Isolated {
+                section::ISOLATED
+            } else {
+                section::SINGLE_NODE
+            },
+        )
+    }
+}
+
+fn store(doc: &Doc) -> Check {
+    let s = &doc.store;
+    match (&s.images, &s.error) {
+        (Some(n), _) => ok(
+            "store",
+            format!(
+                "{} {}: {}",
+                s.kind,
+                s.location,
+                plural(*n, "image", "images")
+            ),
+        ),
+        (None, error) => bad(
+            "store",
+            Level::Fail,
+            format!(
+                "{} {} cannot be listed: {}",
+                s.kind,
+                s.location,
+                error.as_deref().unwrap_or("unknown error")
+            ),
+            if s.kind == "containerd" {
+                "check --containerd-sock and that containerd runs; the node retries on its own"
+            } else {
+                "check that --oci-dir is an OCI image layout this node can read"
+            },
+            section::NOT_USED,
+        ),
+    }
+}
+
+fn advertising(doc: &Doc) -> Check {
+    let a = &doc.advertised;
+    let summary = format!(
+        "{} image tags, {} images, {} digests",
+        a.image_tags, a.image_digests, a.content_digests
+    );
+    match doc.store.images {
+        Some(0) => ok(
+            "advertising",
+            format!("{summary} (the store holds no image yet)"),
+        ),
+        Some(n) if a.image_digests == 0 => bad(
+            "advertising",
+            Level::Warn,
+            format!("{summary}, though the store holds {n} images"),
+            "check --mirrored-registries and --registry-filters: they leave out every image",
+            section::NOTHING_ADVERTISED,
+        ),
+        _ => ok("advertising", summary),
+    }
+}
+
+fn mirror(doc: &Doc) -> Check {
+    let m = &doc.mirror;
+    let now = doc.node.now_unix;
+    let counts = format!(
+        "{} served locally, {} from peers, {} not found; {} requests from peers",
+        m.served_local, m.served_from_peers, m.not_found, m.requests_from_peers
+    );
+    if let Some(last) = &m.last_mirror {
+        return ok(
+            "mirror",
+            format!(
+                "last served from a peer {} ago ({} from {}); {counts}",
+                ago(now, last.unix),
+                last.reference,
+                last.peer
+            ),
+        );
+    }
+    if let Some(t) = m.last_client_request_unix {
+        return ok(
+            "mirror",
+            format!(
+                "last request from containerd {} ago, none served from a peer yet; {counts}",
+                ago(now, t)
+            ),
+        );
+    }
+    let up = Duration::from_secs(now.saturating_sub(doc.node.started_unix));
+    if doc.containerd.is_some() && up >= QUIET_GRACE {
+        bad(
+            "mirror",
+            Level::Warn,
+            format!(
+                "containerd has asked this node nothing in {}",
+                ago(now, doc.node.started_unix)
+            ),
+            "containerd does not use the mirror: check the host_files line and containerd's config",
+            section::NOT_USED,
+        )
+    } else {
+        ok("mirror", format!("no request yet; {counts}"))
+    }
+}
+
+fn containerd(doc: &Doc) -> Vec<Check> {
+    let Some(c) = &doc.containerd else {
+        return vec![Check {
+            name: "containerd".into(),
+            level: Level::Skip,
+            summary: format!(
+                "not checked: this node serves {} {}",
+                doc.store.kind, doc.store.location
+            ),
+            fix: None,
+            doc: None,
+        }];
+    };
+    let mut checks = vec![host_files(doc, c)];
+    if c.findings.is_empty() {
+        checks.push(ok(
+            "containerd",
+            format!(
+                "{}: no known misconfiguration in {}",
+                c.version.as_deref().unwrap_or("version unknown"),
+                c.config
+            ),
+        ));
+    }
+    for f in &c.findings {
+        let section = if f.id == "discard_unpacked_layers" {
+            section::DISCARD
+        } else {
+            section::NOT_USED
+        };
+        let level = if f.severity == "error" {
+            Level::Fail
+        } else {
+            Level::Warn
+        };
+        checks.push(bad(
+            &format!("containerd:{}", f.id),
+            level,
+            f.message.clone(),
+            &f.fix,
+            section,
+        ));
+    }
+    checks
+}
+
+fn host_files(doc: &Doc, c: &super::Containerd) -> Check {
+    let fix = format!(
+        "run `speil configure --containerd-registry-config-path {} --mirror-targets http://<this node's IP>:{}` (the DaemonSet's init container does)",
+        c.registry_config_path,
+        doc.node.registry_addr.rsplit(':').next().unwrap_or("5000")
+    );
+    if c.host_files.is_empty() {
+        return bad(
+            "host_files",
+            Level::Fail,
+            format!(
+                "no Speil host file in {}: containerd does not ask this node",
+                c.registry_config_path
+            ),
+            &fix,
+            section::NOT_USED,
+        );
+    }
+    let registries: Vec<&str> = c.host_files.iter().map(|f| f.registry.as_str()).collect();
+    let missing: Vec<&str> = c
+        .host_files
+        .iter()
+        .filter(|f| !f.hosts.iter().any(|h| h.this_node))
+        .map(|f| f.registry.as_str())
+        .collect();
+    if missing.is_empty() {
+        let here: Vec<&str> = c
+            .host_files
+            .iter()
+            .flat_map(|f| f.hosts.iter().filter(|h| h.this_node))
+            .map(|h| h.url.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return ok(
+            "host_files",
+            format!(
+                "{} ({}) point at this node: {}",
+                plural(registries.len(), "registry", "registries"),
+                registries.join(", "),
+                here.join(", ")
+            ),
+        );
+    }
+    let why: Vec<String> = c
+        .host_files
+        .iter()
+        .filter(|f| missing.contains(&f.registry.as_str()))
+        .flat_map(|f| f.hosts.iter())
+        .map(|h| {
+            format!(
+                "{} {}",
+                h.url,
+                h.probe.as_deref().unwrap_or("is not this node")
+            )
+        })
+        .collect();
+    bad(
+        "host_files",
+        Level::Fail,
+        format!(
+            "the host files of {} lead elsewhere: {}",
+            missing.join(", "),
+            why.join("; ")
+        ),
+        &fix,
+        section::NOT_USED,
+    )
+}
+
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GitHub's anchor of a Markdown heading.
+    fn anchor(heading: &str) -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_linked_section_exists_in_the_guide() {
+        let guide = include_str!("../../../../docs/troubleshooting.md");
+        let anchors: Vec<String> = guide
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .map(anchor)
+            .collect();
+        for s in section::ALL {
+            assert!(anchors.iter().any(|a| a == s), "{s} not in {anchors:?}");
+        }
+    }
+
+    #[test]
+    fn the_worst_check_decides() {
+        let check = |level| Check {
+            name: "x".into(),
+            level,
+            summary: String::new(),
+            fix: None,
+            doc: None,
+        };
+        assert_eq!(
+            Verdict::of(&[check(Level::Ok), check(Level::Skip)]),
+            Verdict::Ok
+        );
+        assert_eq!(
+            Verdict::of(&[check(Level::Warn), check(Level::Ok)]),
+            Verdict::Degraded
+        );
+        assert_eq!(
+            Verdict::of(&[check(Level::Warn), check(Level::Fail)]).exit_code(),
+            2
+        );
+    }
+}

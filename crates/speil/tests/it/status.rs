@@ -1,0 +1,409 @@
+//! `speil status`, `--cluster`, the status document, identify metrics and the debug page, on
+//! real nodes: a healthy three-node cluster, a standalone node, an isolated node, a node whose
+//! containerd is misconfigured, and a node that is down.
+
+use std::process::Command;
+use std::time::Duration;
+
+use test_support::containerd::Containerd;
+use test_support::eventually;
+use test_support::http::get;
+use test_support::image;
+use test_support::metrics::{scrape, value};
+use test_support::net::{Block, ROUTER_PORT};
+use test_support::prereq::require;
+use test_support::process::Node;
+
+use crate::cluster::{
+    assert_quiet, cluster, dns_for, empty_layout, skopeo_copy, speil, start_node, start_on,
+    wait_provider, wait_state,
+};
+
+/// What `speil status` printed and its exit code.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn status(args: &[&str]) -> Run {
+    let out = Command::new(speil())
+        .arg("status")
+        .args(args)
+        .output()
+        .expect("running speil status");
+    Run {
+        code: out
+            .status
+            .code()
+            .expect("speil status exits, never dies of a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn addr_of(node: &Node) -> String {
+    format!("http://{}", node.metrics)
+}
+
+/// The line of check `name` in `speil status` text output.
+fn line<'a>(run: &'a Run, name: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{}", run.stdout))
+}
+
+#[tokio::test]
+async fn a_healthy_three_node_cluster_says_ok_everywhere() {
+    let Some(skopeo) = require("skopeo", "skopeo") else {
+        return;
+    };
+    let block = Block::random();
+    let Some(dns) = dns_for(block, 3) else { return };
+    let (d1, d2, d3) = (empty_layout(), empty_layout(), empty_layout());
+    let img = image::write_image(d1.path(), "example.com/team/app:1.0", &[400_000], 41).unwrap();
+    let nodes = cluster(block, &dns, &[d1.path(), d2.path(), d3.path()], &[]).await;
+    let (n1, n3) = (&nodes[0], &nodes[2]);
+    wait_provider(n3, "example.com/team/app:1.0", n1).await;
+    let out = tempfile::tempdir().unwrap();
+    skopeo_copy(
+        &skopeo,
+        &format!("docker://{}/example.com/team/app:1.0", n3.registry),
+        &out.path().join("app"),
+        false,
+    );
+
+    // The node that pulled through a peer: every check ok, the mirror line names the peer.
+    let run = status(&["--addr", &addr_of(n3)]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(line(&run, "bootstrap").starts_with("ok    bootstrap    connected (dns discovery)"));
+    assert!(line(&run, "peers").contains("2 connected, 2 in the routing table"));
+    let mirror = line(&run, "mirror");
+    assert!(
+        mirror.contains("last served from a peer") && mirror.contains(&n1.peer_id),
+        "{mirror}"
+    );
+    assert!(line(&run, "containerd").starts_with("skip"));
+    assert!(
+        run.stdout.ends_with("result: ok (0 failing, 0 warnings)\n"),
+        "{}",
+        run.stdout
+    );
+    // The node that holds the image advertises it.
+    let run = status(&["--addr", &addr_of(n1)]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(line(&run, "advertising").contains("1 image tags, 1 images, 3 digests"));
+
+    // --json: the same checks and the whole document.
+    let run = status(&["--addr", &addr_of(n3), "--json"]);
+    assert_eq!(run.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["verdict"], "ok");
+    assert_eq!(v["status"]["node"]["peer_id"], n3.peer_id);
+    assert!(v["status"]["mirror"]["served_from_peers"].as_u64().unwrap() >= 3);
+    let peers = v["status"]["peers"]["list"].as_array().unwrap();
+    assert_eq!(peers.len(), 2);
+    assert!(
+        peers
+            .iter()
+            .all(|p| p["connected"] == true && !p["addrs"].as_array().unwrap().is_empty())
+    );
+    assert_eq!(v["status"]["bootstrap"]["last_round"]["self_dropped"], 1);
+    assert!(!run.stdout.contains("password") && !run.stdout.contains("Authorization"));
+
+    // --cluster from any node lists all three.
+    let run = status(&["--addr", &addr_of(&nodes[1]), "--cluster"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    for n in &nodes {
+        let row = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&n.peer_id))
+            .unwrap_or_else(|| panic!("no row for {}:\n{}", n.peer_id, run.stdout));
+        assert!(row.contains("connected") && row.contains("2/2"), "{row}");
+    }
+    assert!(
+        run.stdout
+            .contains("3 nodes seen, 0 not ready, 0 isolated, 0 unreachable; result: ok"),
+        "{}",
+        run.stdout
+    );
+    let run = status(&["--addr", &addr_of(n1), "--cluster", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["summary"]["nodes_seen"], 3);
+    assert_eq!(v["nodes"][0]["peer_id"], n1.peer_id);
+
+    // Peers exchange identify both ways, and nobody dialed itself.
+    for n in &nodes {
+        let m = scrape(n.metrics).await;
+        for dir in ["inbound", "outbound"] {
+            let series = format!(r#"libp2p_identify_identify_total{{dir="{dir}"}}"#);
+            assert!(value(&m, &series) > 0.0, "{series} on {}:\n{m}", n.registry);
+        }
+        assert_eq!(value(&m, "speil_p2p_self_dials_total"), 0.0);
+    }
+
+    // The debug page in a real browser: no console message, the peer table, and a measured
+    // pull whose parts came from the peer that holds them.
+    let reference = "example.com/team/app:1.0";
+    let Some(page) = test_support::browser::render(
+        &format!("http://{}/debug/web/?measure={reference}", n3.metrics),
+        Duration::from_secs(10),
+    ) else {
+        return;
+    };
+    assert!(
+        page.console.is_empty(),
+        "console:\n{}",
+        page.console.join("\n")
+    );
+    assert!(
+        page.dom.contains(r#"id="verdict" class="ok""#),
+        "{}",
+        page.dom
+    );
+    for n in [&nodes[0], &nodes[1]] {
+        assert!(page.dom.contains(&format!(r#"data-peer="{}""#, n.peer_id)));
+    }
+    assert!(page.dom.contains(r#"data-state="done""#), "{}", page.dom);
+    let from_peer = format!("peer {}", n1.peer_id);
+    for d in &img.digests {
+        let row = page
+            .dom
+            .split("<tr")
+            .find(|r| r.contains(&d.to_string()) && r.contains("data-kind"))
+            .unwrap_or_else(|| panic!("no measured part {d} in {}", page.dom));
+        assert!(row.contains(&from_peer), "{d} not from {from_peer}: {row}");
+    }
+    assert_quiet(&nodes.iter().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_standalone_node_is_ok_and_its_debug_page_lists_its_images() {
+    let block = Block::random();
+    let dir = empty_layout();
+    image::write_image(dir.path(), "example.com/solo/app:2.0", &[1000], 42).unwrap();
+    let node = start_node(block, 1, dir.path(), &[]);
+    wait_state(&node, "standalone", Duration::from_secs(10)).await;
+    eventually(Duration::from_secs(10), "the image advertised", || async {
+        (test_support::metrics::status(node.metrics).await["advertised"]["image_digests"] == 1)
+            .then_some(())
+    })
+    .await;
+    let run = status(&["--addr", &addr_of(&node)]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(line(&run, "bootstrap").contains("standalone"));
+    assert!(line(&run, "peers").contains("none expected: a single-node cluster"));
+    assert!(line(&run, "containerd").contains("not checked: this node serves oci-dir"));
+
+    let Some(page) = test_support::browser::render(
+        &format!("http://{}/debug/web/", node.metrics),
+        Duration::from_secs(5),
+    ) else {
+        return;
+    };
+    assert!(
+        page.console.is_empty(),
+        "console:\n{}",
+        page.console.join("\n")
+    );
+    assert!(
+        page.dom.contains("example.com/solo/app:2.0"),
+        "{}",
+        page.dom
+    );
+    assert!(page.dom.contains(&node.peer_id));
+
+    // The measure action refuses what is not a full reference, saying what it expects.
+    let r = get(&format!("http://{}/debug/measure?ref=alpine", node.metrics)).await;
+    assert_eq!(r.status, 400);
+    let error = r.json()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("<registry>/<repository>:<tag>"), "{error}");
+    // What nobody has ends at the manifest, with the reason.
+    let r = get(&format!(
+        "http://{}/debug/measure?ref=example.com/solo/app:9.9",
+        node.metrics
+    ))
+    .await;
+    let m = r.json();
+    assert_eq!(m["parts"][0]["status"], 404, "{m}");
+    assert!(
+        m["error"]
+            .as_str()
+            .unwrap()
+            .contains("neither this node nor a peer has it")
+    );
+}
+
+#[tokio::test]
+async fn the_debug_page_can_be_turned_off() {
+    let dir = empty_layout();
+    let node = start_node(
+        Block::random(),
+        1,
+        dir.path(),
+        &["--debug-web".into(), "false".into()],
+    );
+    let r = get(&format!("http://{}/debug/web/", node.metrics)).await;
+    assert_eq!(r.status, 404);
+    // The status endpoint stays: `speil status` needs it.
+    assert_eq!(
+        get(&format!("http://{}/status", node.metrics)).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_isolated_node_fails_with_the_reason_and_a_fix() {
+    let block = Block::random();
+    let dir = empty_layout();
+    // Nothing listens at .9: every round fails.
+    let nobody = format!("/ip4/{}/tcp/{ROUTER_PORT}", block.ip(9));
+    let node = start_node(
+        block,
+        1,
+        dir.path(),
+        &[
+            "--bootstrap-kind".into(),
+            "static".into(),
+            "--static-bootstrap-peers".into(),
+            nobody,
+        ],
+    );
+    wait_state(&node, "isolated", Duration::from_secs(15)).await;
+    let run = status(&["--addr", &addr_of(&node)]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let bootstrap = line(&run, "bootstrap");
+    assert!(
+        bootstrap.starts_with("fail  bootstrap") && bootstrap.contains("isolated"),
+        "{bootstrap}"
+    );
+    assert!(
+        bootstrap.contains(&block.ip(9).to_string()),
+        "names the failed candidate: {bootstrap}"
+    );
+    assert!(run.stdout.contains("fix: check that the other nodes run"));
+    assert!(
+        run.stdout
+            .contains("see: docs/troubleshooting.md#an-isolated-node")
+    );
+    assert!(
+        run.stdout
+            .ends_with("result: broken (1 failing, 1 warning)\n"),
+        "{}",
+        run.stdout
+    );
+    let run = status(&["--addr", &addr_of(&node), "--cluster"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stdout.contains("1 nodes seen, 1 not ready, 1 isolated"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_misconfigured_containerd_is_named_check_by_check() {
+    let Some(ctd) = Containerd::start(true) else {
+        return;
+    };
+    let node = start_on(Block::random(), 1, &ctd.speil_flags(), &[]);
+    let run = status(&["--addr", &addr_of(&node)]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let hosts = line(&run, "host_files");
+    assert!(
+        hosts.starts_with("fail") && hosts.contains("no Speil host file"),
+        "{hosts}"
+    );
+    let discard = line(&run, "containerd:discard_unpacked_layers");
+    assert!(
+        discard.starts_with("warn") || discard.starts_with("fail"),
+        "{discard}"
+    );
+    assert!(run.stdout.contains(
+        "see: docs/troubleshooting.md#layers-missing-because-of-discard_unpacked_layers"
+    ));
+
+    // Host files that lead to this node fix the first; the finding stays.
+    let out = Command::new(speil())
+        .args(["configure", "--containerd-registry-config-path"])
+        .arg(ctd.certs_dir())
+        .arg("--mirror-targets")
+        .arg(node.url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = status(&["--addr", &addr_of(&node)]);
+    let hosts = line(&run, "host_files");
+    assert!(
+        hosts.starts_with("ok") && hosts.contains(&node.url()),
+        "{hosts}"
+    );
+    assert!(run.code >= 1, "the discard finding remains: {}", run.stdout);
+
+    // Host files that lead to another Speil are called out.
+    let out = Command::new(speil())
+        .args(["configure", "--containerd-registry-config-path"])
+        .arg(ctd.certs_dir())
+        .args(["--mirror-targets", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let run = status(&["--addr", &addr_of(&node)]);
+    let hosts = line(&run, "host_files");
+    assert!(
+        hosts.starts_with("fail") && hosts.contains("http://127.0.0.1:9 is unreachable"),
+        "{hosts}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_is_down_or_the_wrong_port_gives_a_clear_message() {
+    let block = Block::random();
+    let dir = empty_layout();
+    let mut node = start_node(block, 1, dir.path(), &[]);
+    // The registry port is not the status endpoint.
+    let run = status(&["--addr", &node.url()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("answered 404") && run.stderr.contains("--metrics-addr"),
+        "{}",
+        run.stderr
+    );
+
+    let addr = addr_of(&node);
+    node.guard.signal(test_support::process::Sig::SIGKILL);
+    node.guard.wait_timeout(Duration::from_secs(5));
+    for extra in [&[][..], &["--cluster"][..]] {
+        let run = status(&[&["--addr", addr.as_str()][..], extra].concat());
+        assert_eq!(run.code, 2);
+        assert!(run.stdout.is_empty());
+        assert!(
+            run.stderr.contains("is unreachable: Connection refused"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("see: docs/troubleshooting.md#speil-status-cannot-reach-the-node")
+        );
+        assert!(!run.stderr.contains("panicked"));
+    }
+    let run = status(&["--addr", &addr, "--json"]);
+    assert_eq!(run.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["verdict"], "unreachable");
+
+    let run = status(&["--addr", "127.0.0.1:9090"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--addr") && run.stderr.contains("http://127.0.0.1:9090"),
+        "{}",
+        run.stderr
+    );
+}
