@@ -145,13 +145,12 @@ impl Admin {
                 .collect();
         let files = containerd::hosts::speil_host_files(&c.registry_config_path);
         let me = self.router.peer_id().to_string();
-        let mut probes: HashMap<String, Result<(), String>> = HashMap::new();
-        for url in files.iter().flat_map(|f| f.hosts.iter()) {
-            if !probes.contains_key(url) {
-                let answer = probe(url, &me).await;
-                probes.insert(url.clone(), answer);
-            }
-        }
+        // Every distinct host at once, so unreachable ones cost one timeout in all.
+        let urls: std::collections::BTreeSet<&String> =
+            files.iter().flat_map(|f| f.hosts.iter()).collect();
+        let answers = futures::future::join_all(urls.iter().map(|url| probe(url, &me))).await;
+        let probes: HashMap<String, Result<(), String>> =
+            urls.into_iter().cloned().zip(answers).collect();
         let host_files = files
             .into_iter()
             .map(|f| status::HostFile {

@@ -34,7 +34,8 @@ pub(crate) fn routes() -> axum::Router<Arc<Admin>> {
     axum::Router::new()
         .route(
             "/debug/web",
-            get(|| async { Redirect::permanent("/debug/web/") }),
+            // Relative, so the redirect also works behind a path prefix (kubectl proxy).
+            get(|| async { Redirect::permanent("web/") }),
         )
         .route("/debug/web/", get(page))
         .route("/debug/checks", get(checks_handler))
