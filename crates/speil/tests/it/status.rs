@@ -42,6 +42,47 @@ fn status(args: &[&str]) -> Run {
     }
 }
 
+/// Fails unless every key of the status document `doc` is named in docs/status.md, so a field
+/// cannot be added without documenting it.
+fn assert_documented(doc: &serde_json::Value) {
+    fn keys(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    out.push((k.clone(), format!("{path}.{k}")));
+                    keys(v, &format!("{path}.{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for v in a {
+                    keys(v, &format!("{path}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/status.md"))
+            .unwrap();
+    let mut all = Vec::new();
+    keys(doc, "", &mut all);
+    assert!(all.len() > 30, "{doc}");
+    for (key, path) in all {
+        assert!(
+            [
+                format!("`{key}`"),
+                format!(".{key}`"),
+                format!("`{key}."),
+                format!("`{key}[]"),
+                format!(".{key}[]"),
+            ]
+            .iter()
+            .any(|form| guide.contains(form)),
+            "{path} is not documented in docs/status.md"
+        );
+    }
+}
+
 fn addr_of(node: &Node) -> String {
     format!("http://{}", node.metrics)
 }
@@ -110,6 +151,7 @@ async fn a_healthy_three_node_cluster_says_ok_everywhere() {
             .all(|p| p["connected"] == true && !p["addrs"].as_array().unwrap().is_empty())
     );
     assert_eq!(v["status"]["bootstrap"]["last_round"]["self_dropped"], 1);
+    assert_documented(&v["status"]);
     assert!(!run.stdout.contains("password") && !run.stdout.contains("Authorization"));
 
     // --cluster from any node lists all three.
@@ -345,6 +387,12 @@ async fn a_misconfigured_containerd_is_named_check_by_check() {
         "{hosts}"
     );
     assert!(run.code >= 1, "the discard finding remains: {}", run.stdout);
+    let doc = test_support::metrics::status(node.metrics).await;
+    assert_eq!(
+        doc["containerd"]["host_files"][0]["hosts"][0]["this_node"],
+        true
+    );
+    assert_documented(&doc);
 
     // Host files that lead to another Speil are called out.
     let out = Command::new(speil())
