@@ -367,12 +367,17 @@ async fn a_misconfigured_containerd_is_named_check_by_check() {
         "see: docs/troubleshooting.md#layers-missing-because-of-discard_unpacked_layers"
     ));
 
-    // Host files that lead to this node fix the first; the finding stays.
+    // Host files that lead to this node fix the first; the finding stays. Their basic-auth
+    // credentials never show in the status.
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "speil:s3cret-passw0rd\n").unwrap();
     let out = Command::new(speil())
         .args(["configure", "--containerd-registry-config-path"])
         .arg(ctd.certs_dir())
         .arg("--mirror-targets")
         .arg(node.url())
+        .arg("--basic-auth-file")
+        .arg(secret.path())
         .output()
         .unwrap();
     assert!(
@@ -392,6 +397,12 @@ async fn a_misconfigured_containerd_is_named_check_by_check() {
         doc["containerd"]["host_files"][0]["hosts"][0]["this_node"],
         true
     );
+    let text = doc.to_string();
+    // "speil:s3cret-passw0rd" in base64, as the host file's Authorization header holds it.
+    for leak in ["s3cret", "c3BlaWw6czNjcmV0LXBhc3N3MHJk", "Basic "] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+    assert!(!run.stdout.contains("s3cret"));
     assert_documented(&doc);
 
     // Host files that lead to another Speil are called out.
