@@ -96,10 +96,12 @@ pub(crate) mod section {
     pub(crate) const DISCARD: &str = "layers-missing-because-of-discard_unpacked_layers";
     pub(crate) const NODE_DOWN: &str = "speil-status-cannot-reach-the-node";
     pub(crate) const NOTHING_ADVERTISED: &str = "nothing-advertised";
+    pub(crate) const CONTAINERD_DOWN: &str = "containerd-does-not-answer";
 
     /// Every section the checks link to.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 8] = [
+    pub(crate) const ALL: [&str; 9] = [
+        CONTAINERD_DOWN,
         DISCOVERY,
         SINGLE_NODE,
         ISOLATED,
@@ -377,15 +379,22 @@ fn containerd(doc: &Doc) -> Vec<Check> {
         }];
     };
     let mut checks = vec![host_files(doc, c)];
-    if c.findings.is_empty() {
-        checks.push(ok(
+    match &c.version {
+        None => checks.push(bad(
             "containerd",
+            Level::Fail,
             format!(
-                "{}: no known misconfiguration in {}",
-                c.version.as_deref().unwrap_or("version unknown"),
-                c.config
+                "containerd does not answer at {}: what it pulls now is neither served nor advertised",
+                doc.store.location
             ),
-        ));
+            "check that containerd runs and that --containerd-sock is its socket; the node reconnects on its own",
+            section::CONTAINERD_DOWN,
+        )),
+        Some(version) if c.findings.is_empty() => checks.push(ok(
+            "containerd",
+            format!("{version}: no known misconfiguration in {}", c.config),
+        )),
+        Some(_) => {}
     }
     for f in &c.findings {
         let section = if f.id == "discard_unpacked_layers" {

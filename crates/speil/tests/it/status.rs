@@ -347,7 +347,7 @@ async fn an_isolated_node_fails_with_the_reason_and_a_fix() {
 
 #[tokio::test]
 async fn a_misconfigured_containerd_is_named_check_by_check() {
-    let Some(ctd) = Containerd::start(true) else {
+    let Some(mut ctd) = Containerd::start(true) else {
         return;
     };
     let node = start_on(Block::random(), 1, &ctd.speil_flags(), &[]);
@@ -418,6 +418,22 @@ async fn a_misconfigured_containerd_is_named_check_by_check() {
     assert!(
         hosts.starts_with("fail") && hosts.contains("http://127.0.0.1:9 is unreachable"),
         "{hosts}"
+    );
+
+    // containerd gone: named, with its socket, and broken.
+    ctd.stop();
+    let run = status(&["--addr", &addr_of(&node)]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    let down = line(&run, "containerd");
+    assert!(
+        down.starts_with("fail")
+            && down.contains("does not answer")
+            && down.contains(&ctd.socket().display().to_string()),
+        "{down}"
+    );
+    assert!(
+        run.stdout
+            .contains("see: docs/troubleshooting.md#containerd-does-not-answer")
     );
 }
 
