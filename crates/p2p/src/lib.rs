@@ -7,6 +7,7 @@
 //! - [`bootstrap`]: where candidate nodes come from (DNS, HTTP, static), self filtering, and the
 //!   bootstrap state a node reports.
 //! - `swarm`: the one task that owns the libp2p swarm and takes commands over a bounded channel.
+//! - `transport`: TCP with noise and yamux, every dial from a new local port.
 //! - [`Router`]: the handle the rest of Speil uses: advertise, withdraw, look up, status.
 //! - [`sync`]: keeps what is advertised equal to what the store holds.
 
@@ -19,6 +20,7 @@ mod router;
 pub use swarm::PeerInfo;
 mod swarm;
 pub mod sync;
+mod transport;
 
 pub use config::Config;
 pub use identity::load_or_create as load_identity;

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+use libp2p::core::Transport as _;
+use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, RecordKey};
 use libp2p::{Multiaddr, PeerId, identify, noise, tcp, yamux};
@@ -22,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::swarm::{
     Behaviour, Command, Counts, EventLoop, IDENTIFY_PROTOCOL, KAD_PROTOCOL, PeerInfo,
 };
+use crate::transport::NewPortPerDial;
 
 /// Commands that may wait for the swarm task before callers feel back-pressure.
 const COMMAND_BUFFER: usize = 1024;
@@ -247,11 +250,15 @@ fn build_swarm(
 ) -> Result<libp2p::Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
+        .with_other_transport(|key| {
+            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                NewPortPerDial(tcp)
+                    .upgrade(upgrade::Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()),
+            )
+        })?
         .with_behaviour(|key| {
             let peer_id = key.public().to_peer_id();
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);

@@ -305,10 +305,7 @@ impl EventLoop {
         }
         for peer in to_dial {
             // Kademlia hands the swarm the addresses the query learned for this peer.
-            if let Err(e) = self
-                .swarm
-                .dial(DialOpts::peer_id(peer).allocate_new_port().build())
-            {
+            if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).build()) {
                 tracing::debug!(%peer, error = %e, "cannot dial a provider to learn its address");
                 self.unwait(peer);
             }
@@ -389,18 +386,11 @@ impl EventLoop {
                 self.metrics.candidate("connected");
                 continue;
             }
-            // A new local port for every dial: reusing the listen port binds 0.0.0.0:<port>, and
-            // for a remote on 127.0.0.1 the kernel then picks 127.0.0.1:<port> as the source, so
-            // a node on another loopback IP with the same port connects to itself.
             let opts = match c.peer {
                 Some(peer) => DialOpts::peer_id(peer)
                     .addresses(vec![c.addr.clone()])
-                    .allocate_new_port()
                     .build(),
-                None => DialOpts::unknown_peer_id()
-                    .address(c.addr.clone())
-                    .allocate_new_port()
-                    .build(),
+                None => DialOpts::unknown_peer_id().address(c.addr.clone()).build(),
             };
             let connection = opts.connection_id();
             self.metrics.candidate("dialed");

@@ -1,0 +1,59 @@
+//! The router's TCP transport, which dials every connection from a new local port.
+//!
+//! libp2p reuses the listen port for outgoing connections by default: the dialing socket is
+//! bound to `0.0.0.0:<listen port>`. For a remote on `127.0.0.1` the kernel then picks
+//! `127.0.0.1:<port>` as the source, and a node on another loopback IP with the same router port
+//! (the README's two nodes on one machine) connects to itself instead (noise fails with "input
+//! error"). Speil needs no port reuse (it punches no NAT holes: peers learn each other's listen
+//! addresses through identify), so every dial, Kademlia's included, gets a new port.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use libp2p::Multiaddr;
+use libp2p::core::transport::{
+    DialOpts, ListenerId, PortUse, Transport, TransportError, TransportEvent,
+};
+
+/// `T`, dialing with [`PortUse::New`] whatever the dialer asked for.
+pub(crate) struct NewPortPerDial<T>(pub(crate) T);
+
+impl<T: Transport + Unpin> Transport for NewPortPerDial<T> {
+    type Output = T::Output;
+    type Error = T::Error;
+    type ListenerUpgrade = T::ListenerUpgrade;
+    type Dial = T::Dial;
+
+    fn listen_on(
+        &mut self,
+        id: ListenerId,
+        addr: Multiaddr,
+    ) -> Result<(), TransportError<Self::Error>> {
+        self.0.listen_on(id, addr)
+    }
+
+    fn remove_listener(&mut self, id: ListenerId) -> bool {
+        self.0.remove_listener(id)
+    }
+
+    fn dial(
+        &mut self,
+        addr: Multiaddr,
+        opts: DialOpts,
+    ) -> Result<Self::Dial, TransportError<Self::Error>> {
+        self.0.dial(
+            addr,
+            DialOpts {
+                port_use: PortUse::New,
+                ..opts
+            },
+        )
+    }
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
+        Pin::new(&mut self.get_mut().0).poll(cx)
+    }
+}
