@@ -1,6 +1,6 @@
 //! The debug page (`--debug-web`): `/debug/web/` is one self-contained HTML page (no external
-//! asset, so it works air-gapped) that reads `/status`, `/debug/checks`, `/debug/images` and runs
-//! `/debug/measure`, which looks a reference up in the DHT and pulls it through this node's own
+//! asset, so it works air-gapped) that reads `/debug/checks` (checks and status document) and
+//! `/debug/images`, and runs `/debug/measure`, which looks a reference up in the DHT and pulls it through this node's own
 //! registry, timing each part and saying where it came from.
 
 use std::collections::HashMap;
@@ -54,12 +54,13 @@ async fn page() -> Response {
         .into_response()
 }
 
-/// The checks `speil status` prints, worked out by the node.
+/// The checks `speil status` prints, worked out by the node, with the status document they
+/// come from (one status per page refresh, so host files are probed once).
 async fn checks_handler(State(admin): State<Arc<Admin>>) -> Response {
     let doc = admin.status().await;
     let checks = checks::evaluate(&doc);
     let verdict = Verdict::of(&checks);
-    Json(json!({"verdict": verdict, "checks": checks})).into_response()
+    Json(json!({"verdict": verdict, "checks": checks, "status": doc})).into_response()
 }
 
 /// The images of the local store: name, digest and how many digests each holds here.

@@ -344,19 +344,7 @@ async fn a_restarted_node_rejoins_while_lookups_keep_working() {
 #[tokio::test]
 async fn a_node_on_127_0_0_1_is_reachable_from_another_loopback_ip_on_the_same_port() {
     let (d1, d2) = (empty_layout(), empty_layout());
-    let first = Node::start(
-        crate::cluster::speil(),
-        &[
-            "--oci-dir",
-            d1.path().to_str().unwrap(),
-            "--registry-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--router-addr",
-            "127.0.0.1:0",
-        ],
-    );
+    let first = crate::cli::node(d1.path());
     // The bound router address, from the start line.
     let router = first
         .log

@@ -16,7 +16,8 @@ fn speil() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_speil"))
 }
 
-fn node(dir: &Path) -> Node {
+/// A node on 127.0.0.1 with every port chosen by the system, serving the layout `dir`.
+pub(crate) fn node(dir: &Path) -> Node {
     Node::start(
         speil(),
         &[

@@ -24,6 +24,21 @@ fn node_on(block: Block, n: u8, containerd: &Containerd, extra: &[String]) -> No
     start_on(block, n, &containerd.speil_flags(), extra)
 }
 
+/// `speil configure` of `containerd`'s host files with `args`, which must succeed.
+pub(crate) fn configure(containerd: &Containerd, args: &[&str]) {
+    let out = Command::new(speil())
+        .args(["configure", "--containerd-registry-config-path"])
+        .arg(containerd.certs_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// An image written to a layout and imported into `containerd`.
 fn import(containerd: &Containerd, seed: u64) -> image::Written {
     let layout = tempfile::tempdir().unwrap();
@@ -174,28 +189,17 @@ async fn containerd_pulls_through_speil_with_ctr_and_the_cri() {
     wait_state(&node_b, "connected", Duration::from_secs(15)).await;
     wait_provider(&node_b, NAME, &node_a).await;
 
-    let configure = |ctd: &Containerd, target: &str| {
-        let out = Command::new(speil())
-            .args(["configure", "--containerd-registry-config-path"])
-            .arg(ctd.certs_dir())
-            .args([
-                "--mirrored-registries",
-                "https://example.com",
-                "--mirror-targets",
-                target,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-
     // The CRI, as kubelet pulls, through B's own node, which gets everything from A
     // (example.com itself is unreachable from here).
-    configure(&ctd_b, &node_b.url());
+    configure(
+        &ctd_b,
+        &[
+            "--mirrored-registries",
+            "https://example.com",
+            "--mirror-targets",
+            &node_b.url(),
+        ],
+    );
     let local = r#"speil_mirror_bytes_total{source="local"}"#;
     cri_pull(&ctd_b.socket(), NAME)
         .await
@@ -217,7 +221,15 @@ async fn containerd_pulls_through_speil_with_ctr_and_the_cri() {
     let Some(ctd_c) = Containerd::start(false) else {
         return;
     };
-    configure(&ctd_c, &node_a.url());
+    configure(
+        &ctd_c,
+        &[
+            "--mirrored-registries",
+            "https://example.com",
+            "--mirror-targets",
+            &node_a.url(),
+        ],
+    );
     let certs = ctd_c.certs_dir();
     ctd_c.ctr(&[
         "images",

@@ -18,6 +18,7 @@ use crate::cluster::{
     assert_quiet, cluster, dns_for, empty_layout, skopeo_copy, speil, start_node, start_on,
     wait_provider, wait_state,
 };
+use crate::containerd::configure;
 
 /// What `speil status` printed and its exit code.
 struct Run {
@@ -81,6 +82,17 @@ fn assert_documented(doc: &serde_json::Value) {
             "{path} is not documented in docs/status.md"
         );
     }
+}
+
+/// `url` rendered in headless Chromium, which must have written nothing to the console.
+fn quiet_page(url: &str, budget: Duration) -> Option<test_support::browser::Rendered> {
+    let page = test_support::browser::render(url, budget)?;
+    assert!(
+        page.console.is_empty(),
+        "console of {url}:\n{}",
+        page.console.join("\n")
+    );
+    Some(page)
 }
 
 fn addr_of(node: &Node) -> String {
@@ -189,17 +201,12 @@ async fn a_healthy_three_node_cluster_says_ok_everywhere() {
     // The debug page in a real browser: no console message, the peer table, and a measured
     // pull whose parts came from the peer that holds them.
     let reference = "example.com/team/app:1.0";
-    let Some(page) = test_support::browser::render(
+    let Some(page) = quiet_page(
         &format!("http://{}/debug/web/?measure={reference}", n3.metrics),
         Duration::from_secs(10),
     ) else {
         return;
     };
-    assert!(
-        page.console.is_empty(),
-        "console:\n{}",
-        page.console.join("\n")
-    );
     assert!(
         page.dom.contains(r#"id="verdict" class="ok""#),
         "{}",
@@ -239,17 +246,12 @@ async fn a_standalone_node_is_ok_and_its_debug_page_lists_its_images() {
     assert!(line(&run, "peers").contains("none expected: a single-node cluster"));
     assert!(line(&run, "containerd").contains("not checked: this node serves oci-dir"));
 
-    let Some(page) = test_support::browser::render(
+    let Some(page) = quiet_page(
         &format!("http://{}/debug/web/", node.metrics),
         Duration::from_secs(5),
     ) else {
         return;
     };
-    assert!(
-        page.console.is_empty(),
-        "console:\n{}",
-        page.console.join("\n")
-    );
     assert!(
         page.dom.contains("example.com/solo/app:2.0"),
         "{}",
@@ -371,19 +373,10 @@ async fn a_misconfigured_containerd_is_named_check_by_check() {
     // credentials never show in the status.
     let secret = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(secret.path(), "speil:s3cret-passw0rd\n").unwrap();
-    let out = Command::new(speil())
-        .args(["configure", "--containerd-registry-config-path"])
-        .arg(ctd.certs_dir())
-        .arg("--mirror-targets")
-        .arg(node.url())
-        .arg("--basic-auth-file")
-        .arg(secret.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let auth = secret.path().to_str().unwrap();
+    configure(
+        &ctd,
+        &["--mirror-targets", &node.url(), "--basic-auth-file", auth],
     );
     let run = status(&["--addr", &addr_of(&node)]);
     let hosts = line(&run, "host_files");
@@ -406,13 +399,7 @@ async fn a_misconfigured_containerd_is_named_check_by_check() {
     assert_documented(&doc);
 
     // Host files that lead to another Speil are called out.
-    let out = Command::new(speil())
-        .args(["configure", "--containerd-registry-config-path"])
-        .arg(ctd.certs_dir())
-        .args(["--mirror-targets", "http://127.0.0.1:9"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    configure(&ctd, &["--mirror-targets", "http://127.0.0.1:9"]);
     let run = status(&["--addr", &addr_of(&node)]);
     let hosts = line(&run, "host_files");
     assert!(
