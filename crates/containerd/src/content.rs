@@ -60,7 +60,18 @@ pub struct Config {
 #[derive(Clone)]
 pub struct Containerd {
     inner: Arc<Inner>,
-    listed: tokio::sync::watch::Receiver<bool>,
+    reach: tokio::sync::watch::Receiver<Reach>,
+}
+
+/// Whether containerd answers, as the store last found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reach {
+    /// The first connection and listing are under way.
+    Connecting,
+    /// containerd answered and the snapshot is current.
+    Listed,
+    /// containerd does not answer; why.
+    Down(String),
 }
 
 struct Inner {
@@ -98,17 +109,23 @@ impl Containerd {
             events,
             kinds: Mutex::new(HashMap::new()),
         });
-        let (listed_tx, listed) = tokio::sync::watch::channel(false);
-        tokio::spawn(run(inner.clone(), listed_tx, shutdown));
-        Ok(Containerd { inner, listed })
+        let (reach_tx, reach) = tokio::sync::watch::channel(Reach::Connecting);
+        tokio::spawn(run(inner.clone(), reach_tx, shutdown));
+        Ok(Containerd { inner, reach })
     }
 
-    /// Waits up to `timeout` for the first listing; whether it happened.
-    pub async fn wait_listed(&self, timeout: Duration) -> bool {
-        let mut listed = self.listed.clone();
-        tokio::time::timeout(timeout, listed.wait_for(|l| *l))
-            .await
-            .is_ok_and(|r| r.is_ok())
+    /// Waits up to `timeout` until the first attempt to list has either listed or found
+    /// containerd down; whether containerd answered.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        let mut reach = self.reach.clone();
+        let _ = tokio::time::timeout(timeout, reach.wait_for(|r| *r != Reach::Connecting)).await;
+        *self.reach.borrow() == Reach::Listed
+    }
+
+    /// Waits until containerd has been listed (forever while it does not answer).
+    pub async fn wait_listed(&self) {
+        let mut reach = self.reach.clone();
+        let _ = reach.wait_for(|r| *r == Reach::Listed).await;
     }
 
     fn snapshot(&self) -> Arc<Listing> {
@@ -382,7 +399,7 @@ fn grpc_error(socket: &Path, status: tonic::Status) -> Error {
 /// whenever containerd goes away.
 async fn run(
     inner: Arc<Inner>,
-    listed: tokio::sync::watch::Sender<bool>,
+    reach: tokio::sync::watch::Sender<Reach>,
     shutdown: CancellationToken,
 ) {
     let mut attempt: u32 = 0;
@@ -394,7 +411,7 @@ async fn run(
         }
         let result = match inner.refresh().await {
             Ok(()) => {
-                listed.send_replace(true);
+                reach.send_replace(Reach::Listed);
                 if down_since.take().is_some() {
                     tracing::info!(socket = %inner.config.socket.display(), "containerd reachable again");
                 }
@@ -408,7 +425,17 @@ async fn run(
             return;
         }
         let Err(e) = result else { continue };
+        let never_listed = *reach.borrow() == Reach::Connecting;
+        reach.send_replace(Reach::Down(e.to_string()));
         match down_since {
+            None if never_listed => {
+                down_since = Some(Instant::now());
+                tracing::warn!(
+                    error = %e,
+                    socket = %inner.config.socket.display(),
+                    "containerd does not answer: nothing of its is served or advertised until it does; start containerd (or check --containerd-sock), or serve an OCI directory with --oci-dir; retrying"
+                );
+            }
             None => {
                 down_since = Some(Instant::now());
                 tracing::warn!(error = %e, "containerd unreachable; serving what was last listed and retrying");
@@ -589,7 +616,15 @@ impl ContentStore for Containerd {
         }))
     }
 
+    /// What was last listed; an error while containerd does not answer, so that the status
+    /// says so (serving goes on from the snapshot).
     async fn images(&self) -> Result<Vec<Image>, Error> {
+        if let Reach::Down(reason) = &*self.reach.borrow() {
+            return Err(Error::Unavailable {
+                what: format!("containerd at {}", self.inner.config.socket.display()),
+                reason: reason.clone(),
+            });
+        }
         Ok(self.snapshot().images.clone())
     }
 

@@ -29,6 +29,14 @@ pub struct Config {
     pub error_after: Duration,
     /// Where this node serves its id and addresses for HTTP bootstrap, if anywhere.
     pub http_bootstrap_addr: Option<SocketAddr>,
+    /// How often every connected peer is pinged.
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered before the peer is disconnected and dropped from the
+    /// routing table.
+    pub ping_timeout: Duration,
+    /// How long a peer that stopped answering (failed ping, failed dial, broken connection) is
+    /// left out of lookup results while it is not connected.
+    pub peer_down_for: Duration,
 }
 
 impl Config {
@@ -44,6 +52,9 @@ impl Config {
             refresh_interval: Duration::from_secs(60),
             error_after: Duration::from_secs(120),
             http_bootstrap_addr: None,
+            ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(10),
+            peer_down_for: Duration::from_secs(30),
         }
     }
 }

@@ -8,6 +8,7 @@
 //!   bootstrap state a node reports.
 //! - `swarm`: the one task that owns the libp2p swarm and takes commands over a bounded channel.
 //! - `transport`: TCP with noise and yamux, every dial from a new local port.
+//! - `liveness`: which peers stopped answering (pings, dials, broken connections).
 //! - [`Router`]: the handle the rest of Speil uses: advertise, withdraw, look up, status.
 //! - [`sync`]: keeps what is advertised equal to what the store holds.
 
@@ -15,6 +16,7 @@ pub mod bootstrap;
 mod config;
 mod identity;
 pub mod key;
+mod liveness;
 mod metrics;
 mod router;
 pub use swarm::PeerInfo;

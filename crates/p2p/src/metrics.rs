@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::bootstrap::State;
@@ -54,6 +55,7 @@ pub struct Metrics {
     rounds: Family<ResultLabels, Counter>,
     connected: Gauge,
     routing: Gauge,
+    rtt: Histogram,
     pub(crate) advertised_tags: Family<RegistryLabels, Gauge>,
     pub(crate) advertised_images: Family<RegistryLabels, Gauge>,
     pub(crate) advertised_contents: Family<RegistryLabels, Gauge>,
@@ -107,6 +109,15 @@ impl Metrics {
             "Peers in the Kademlia routing table",
             routing.clone(),
         );
+        // 100 µs (loopback) to about 3 s (a peer about to time out).
+        let rtt = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.0001, 2.5, 12,
+        ));
+        registry.register(
+            "speil_p2p_peer_rtt_seconds",
+            "Round-trip times of the pings sent to connected peers",
+            rtt.clone(),
+        );
         let advertised_tags = Family::default();
         registry.register(
             "speil_advertised_image_tags",
@@ -143,6 +154,7 @@ impl Metrics {
             rounds,
             connected,
             routing,
+            rtt,
             advertised_tags,
             advertised_images,
             advertised_contents,
@@ -198,6 +210,10 @@ impl Metrics {
             .advertised
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = totals;
+    }
+
+    pub(crate) fn rtt(&self, rtt: std::time::Duration) {
+        self.rtt.observe(rtt.as_secs_f64());
     }
 
     pub(crate) fn peers(&self, connected: usize, routing: usize) {

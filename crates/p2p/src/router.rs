@@ -9,7 +9,7 @@ use libp2p::core::Transport as _;
 use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, RecordKey};
-use libp2p::{Multiaddr, PeerId, identify, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, identify, noise, ping, tcp, yamux};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -59,6 +59,9 @@ pub struct Status {
     pub listen_addrs: Vec<String>,
     /// The bootstrap source kind: none, dns, http or static.
     pub bootstrap_kind: &'static str,
+    /// What the source asks, such as `speil.speil.svc.cluster.local (nameserver: system
+    /// resolver)`.
+    pub bootstrap_source: String,
     /// The bootstrap state.
     pub state: State,
     /// When the state was entered, in seconds since the Unix epoch.
@@ -69,6 +72,11 @@ pub struct Status {
     pub connected_peers: usize,
     /// Peers in the routing table.
     pub routing_table_peers: usize,
+    /// While no peer is connected, since when (the loss of the last one), in seconds since the
+    /// Unix epoch; `None` while connected or when no peer was ever connected.
+    pub alone_since_unix: Option<u64>,
+    /// The peer whose loss last left this node without connections.
+    pub last_lost_peer: Option<String>,
 }
 
 /// The P2P router's handle. Cheap to clone.
@@ -77,6 +85,7 @@ pub struct Router {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
     bootstrap_kind: &'static str,
+    bootstrap_source: String,
     bootstrap: watch::Receiver<BootstrapStatus>,
     counts: watch::Receiver<Counts>,
     listen_addrs: watch::Receiver<Vec<Multiaddr>>,
@@ -99,6 +108,7 @@ impl Router {
         shutdown: CancellationToken,
     ) -> std::io::Result<Router> {
         let peer_id = key.public().to_peer_id();
+        refuse_taken_port(config.listen)?;
         let mut swarm = build_swarm(key, &config).map_err(std::io::Error::other)?;
         swarm
             .listen_on(crate::bootstrap::tcp_multiaddr(config.listen))
@@ -118,7 +128,15 @@ impl Router {
             last_round: None,
         });
 
-        let event_loop = EventLoop::new(swarm, commands_rx, metrics.clone(), counts_tx, listen_tx);
+        let liveness = crate::liveness::Liveness::new(config.peer_down_for);
+        let event_loop = EventLoop::new(
+            swarm,
+            commands_rx,
+            metrics.clone(),
+            counts_tx,
+            listen_tx,
+            liveness,
+        );
         tasks.spawn(event_loop.run(shutdown.child_token()));
 
         if let Some(addr) = config.http_bootstrap_addr {
@@ -149,6 +167,7 @@ impl Router {
         }
 
         let bootstrap_kind = config.bootstrap.kind();
+        let bootstrap_source = config.bootstrap.describe();
         let controller = Controller::new(
             &config,
             peer_id,
@@ -164,6 +183,7 @@ impl Router {
             commands: commands_tx,
             peer_id,
             bootstrap_kind,
+            bootstrap_source,
             bootstrap: bootstrap_rx,
             counts: counts_rx,
             listen_addrs: listen_rx,
@@ -216,11 +236,14 @@ impl Router {
                 .map(ToString::to_string)
                 .collect(),
             bootstrap_kind: self.bootstrap_kind,
+            bootstrap_source: self.bootstrap_source.clone(),
             state: b.state,
             state_since_unix: b.since_unix,
             last_round: b.last_round,
             connected_peers: c.connected,
             routing_table_peers: c.routing,
+            alone_since_unix: c.last_lost.filter(|_| c.connected == 0).map(|l| l.unix),
+            last_lost_peer: c.last_lost.map(|l| l.peer.to_string()),
         }
     }
 
@@ -282,11 +305,35 @@ fn build_swarm(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_agent_version(format!("speil/{}", env!("CARGO_PKG_VERSION"))),
             );
-            Behaviour { kad, identify }
+            let ping = ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(config.ping_interval)
+                    .with_timeout(config.ping_timeout),
+            );
+            Behaviour {
+                kad,
+                identify,
+                ping,
+            }
         })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        // Connections between nodes stay open while pings are answered: "connected" is a live
+        // connection, so it must not lapse because a quiet cluster had nothing to look up.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
         .build();
     Ok(swarm)
+}
+
+/// Fails when another process listens on `listen` already. libp2p's TCP transport binds its
+/// listeners with SO_REUSEPORT, so a second node on the same port would start, share the port
+/// with the first and split their traffic; a plain bind (without SO_REUSEPORT) is refused
+/// while any socket listens there. The probe is closed before libp2p binds.
+fn refuse_taken_port(listen: SocketAddr) -> std::io::Result<()> {
+    if listen.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(listen)
+        .map(drop)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("--router-addr {listen}: {e}")))
 }
 
 /// Waits until the swarm reports its listen addresses (or fails to listen).

@@ -11,11 +11,12 @@ use libp2p::metrics::Recorder as _;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, ping};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bootstrap::Candidate;
+use crate::liveness::{Liveness, Lost};
 use crate::metrics::Metrics;
 use crate::router::Provider;
 
@@ -39,6 +40,8 @@ const TICK: Duration = Duration::from_millis(100);
 pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) identify: identify::Behaviour,
+    /// Keeps "connected" true: a peer that stops answering is disconnected (see `on_ping`).
+    pub(crate) ping: ping::Behaviour,
 }
 
 /// Requests to the swarm task.
@@ -92,6 +95,8 @@ pub struct PeerInfo {
 pub(crate) struct Counts {
     pub(crate) connected: usize,
     pub(crate) routing: usize,
+    /// The peer whose loss last left this node without connections.
+    pub(crate) last_lost: Option<Lost>,
 }
 
 struct Lookup {
@@ -122,6 +127,7 @@ pub(crate) struct EventLoop {
     address_book: HashMap<PeerId, Vec<Multiaddr>>,
     /// The remote address of every open connection.
     connections: HashMap<ConnectionId, Multiaddr>,
+    liveness: Liveness,
     store_full_warned: bool,
 }
 
@@ -137,6 +143,7 @@ impl EventLoop {
         metrics: Metrics,
         counts: watch::Sender<Counts>,
         listen_addrs: watch::Sender<Vec<Multiaddr>>,
+        liveness: Liveness,
     ) -> Self {
         EventLoop {
             swarm,
@@ -155,6 +162,7 @@ impl EventLoop {
             next_round: 0,
             address_book: HashMap::new(),
             connections: HashMap::new(),
+            liveness,
             store_full_warned: false,
         }
     }
@@ -284,6 +292,10 @@ impl EventLoop {
             };
             for peer in providers {
                 if peer == local || !l.seen.insert(peer) {
+                    continue;
+                }
+                if !self.swarm.is_connected(&peer) && self.liveness.is_down(&peer) {
+                    tracing::debug!(%peer, "skipping a provider that stopped answering");
                     continue;
                 }
                 match self.address_book.get(&peer) {
@@ -477,6 +489,7 @@ impl EventLoop {
                 self.metrics.libp2p.record(&e);
                 self.on_identify_event(e);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.on_ping(e),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "router listening");
                 self.listen_addrs.send_modify(|a| a.push(address));
@@ -497,6 +510,7 @@ impl EventLoop {
                     self.remember(peer_id, vec![endpoint.get_remote_address().clone()]);
                 }
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
+                self.liveness.connected(peer_id);
                 self.on_dial_outcome(connection_id, DialOutcome::Connected(peer_id));
                 self.resolve_waiting(peer_id);
                 self.publish_counts();
@@ -514,6 +528,9 @@ impl EventLoop {
                     }
                     e => {
                         tracing::debug!(peer = ?peer_id, error = %e, "dial failed");
+                        if let Some(peer) = peer_id {
+                            self.liveness.failed(peer);
+                        }
                         DialOutcome::Failed(short_dial_error(e))
                     }
                 };
@@ -526,10 +543,19 @@ impl EventLoop {
                 peer_id,
                 connection_id,
                 num_established,
+                cause,
                 ..
             } => {
                 self.connections.remove(&connection_id);
-                tracing::debug!(peer = %peer_id, remaining = num_established, "connection closed");
+                tracing::debug!(peer = %peer_id, remaining = num_established, cause = ?cause, "connection closed");
+                if num_established == 0 {
+                    if cause.is_some() {
+                        self.liveness.failed(peer_id);
+                    }
+                    let remaining = self.swarm.connected_peers().count();
+                    self.liveness
+                        .disconnected(peer_id, remaining, crate::router::unix_now());
+                }
                 self.publish_counts();
             }
             SwarmEvent::IncomingConnectionError {
@@ -585,6 +611,23 @@ impl EventLoop {
             l.finished = true;
         }
         self.maybe_finish(id);
+    }
+
+    /// A ping answered records the round trip; a ping unanswered within the timeout (a hung or
+    /// partitioned peer: its connection stays open, nothing comes back) closes the connection
+    /// and drops the peer from the routing table, so "connected" stays true.
+    fn on_ping(&mut self, event: ping::Event) {
+        self.metrics.libp2p.record(&event);
+        match event.result {
+            Ok(rtt) => self.metrics.rtt(rtt),
+            Err(e) => {
+                tracing::debug!(peer = %event.peer, error = %e, "peer did not answer a ping; disconnecting");
+                self.liveness.failed(event.peer);
+                self.swarm.close_connection(event.connection);
+                self.kad().remove_peer(&event.peer);
+                self.publish_counts();
+            }
+        }
     }
 
     fn on_identify_event(&mut self, event: identify::Event) {
@@ -653,6 +696,7 @@ impl EventLoop {
         let counts = Counts {
             connected: self.swarm.connected_peers().count(),
             routing: self.routing_peers(),
+            last_lost: self.liveness.last_lost(),
         };
         self.metrics.peers(counts.connected, counts.routing);
         self.counts.send_if_modified(|c| {

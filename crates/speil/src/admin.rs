@@ -112,6 +112,7 @@ impl Admin {
             },
             bootstrap: status::Bootstrap {
                 kind: p2p.bootstrap_kind.to_owned(),
+                source: p2p.bootstrap_source,
                 state: p2p.state,
                 since_unix: p2p.state_since_unix,
                 last_round: p2p.last_round,
@@ -119,6 +120,8 @@ impl Admin {
             peers: status::Peers {
                 connected: p2p.connected_peers,
                 routing_table: p2p.routing_table_peers,
+                alone_since_unix: p2p.alone_since_unix,
+                last_lost_peer: p2p.last_lost_peer,
                 list,
             },
             store: status::Store {

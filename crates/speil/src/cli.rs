@@ -37,6 +37,19 @@ pub(crate) enum Command {
     Version,
 }
 
+/// A flag value refused after parsing (an address in use, a layout that cannot be opened): the
+/// message names the flag, and the exit code is 2, as for the values clap refuses.
+#[derive(Debug)]
+pub(crate) struct BadValue(pub(crate) String);
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
 /// Flags of `speil run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -45,7 +58,7 @@ pub(crate) struct RunArgs {
 
     /// Serve the images of this OCI image-layout directory (oci-layout, index.json, blobs/)
     /// instead of containerd's.
-    #[arg(long, env = "SPEIL_OCI_DIR", value_name = "DIR")]
+    #[arg(long, env = "SPEIL_OCI_DIR", value_name = "DIR", value_parser = oci_dir)]
     pub(crate) oci_dir: Option<PathBuf>,
 
     /// How often the OCI directory's index.json is checked for added or removed images.
@@ -53,12 +66,12 @@ pub(crate) struct RunArgs {
     pub(crate) store_poll_interval: Duration,
 
     /// Address of the registry (the OCI distribution API containerd pulls from).
-    #[arg(long, env = "SPEIL_REGISTRY_ADDR", default_value = "0.0.0.0:5000")]
+    #[arg(long, env = "SPEIL_REGISTRY_ADDR", default_value = "0.0.0.0:5000", value_parser = socket_addr)]
     pub(crate) registry_addr: SocketAddr,
 
     /// Address of the metrics endpoint: /metrics, /status (what `speil status` reads) and the
     /// debug page.
-    #[arg(long, env = "SPEIL_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    #[arg(long, env = "SPEIL_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = socket_addr)]
     pub(crate) metrics_addr: SocketAddr,
 
     /// Serve the debug page at /debug/web/ on --metrics-addr: status, peers, local images and a
@@ -81,7 +94,7 @@ pub(crate) struct RunArgs {
 }
 
 /// Where containerd is: its socket, namespace, content directory and configuration.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct ContainerdArgs {
     /// containerd's gRPC socket.
     #[arg(
@@ -170,12 +183,12 @@ pub(crate) struct MirrorArgs {
 #[derive(Debug, Args)]
 pub(crate) struct P2pArgs {
     /// Address of the P2P router (libp2p over TCP); other nodes dial this port.
-    #[arg(long, env = "SPEIL_ROUTER_ADDR", default_value = "0.0.0.0:5001")]
+    #[arg(long, env = "SPEIL_ROUTER_ADDR", default_value = "0.0.0.0:5001", value_parser = socket_addr)]
     pub(crate) router_addr: SocketAddr,
 
     /// Addresses other nodes reach this router at, when they differ from --router-addr (NAT);
     /// comma-separated IP:PORT. Also never dialed by this node.
-    #[arg(long, env = "SPEIL_ROUTER_ADVERTISE_ADDR", value_delimiter = ',')]
+    #[arg(long, env = "SPEIL_ROUTER_ADVERTISE_ADDR", value_delimiter = ',', value_parser = socket_addr)]
     pub(crate) router_advertise_addr: Vec<SocketAddr>,
 
     /// Directory for state that survives restarts (the peer identity); created if absent.
@@ -204,11 +217,11 @@ pub(crate) struct P2pArgs {
     pub(crate) dns_bootstrap_domain: Option<String>,
 
     /// DNS server to ask, IP:PORT; the system resolver when absent.
-    #[arg(long, env = "SPEIL_DNS_BOOTSTRAP_NAMESERVER")]
+    #[arg(long, env = "SPEIL_DNS_BOOTSTRAP_NAMESERVER", value_parser = socket_addr)]
     pub(crate) dns_bootstrap_nameserver: Option<SocketAddr>,
 
     /// Serve this node's id and addresses as JSON at /id on this address, for HTTP bootstrap.
-    #[arg(long, env = "SPEIL_HTTP_BOOTSTRAP_ADDR")]
+    #[arg(long, env = "SPEIL_HTTP_BOOTSTRAP_ADDR", value_parser = socket_addr)]
     pub(crate) http_bootstrap_addr: Option<SocketAddr>,
 
     /// URL of another node's /id document, for --bootstrap-kind http.
@@ -227,6 +240,15 @@ pub(crate) struct P2pArgs {
     /// How long `isolated` or `discovery_failed` may last before one ERROR line.
     #[arg(long, env = "SPEIL_BOOTSTRAP_ERROR_AFTER", default_value = "2m", value_parser = duration)]
     pub(crate) bootstrap_error_after: Duration,
+
+    /// How often every connected peer is pinged.
+    #[arg(long, env = "SPEIL_PEER_PING_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub(crate) peer_ping_interval: Duration,
+
+    /// How long a ping may go unanswered before the peer is disconnected and dropped from the
+    /// routing table (a hung or partitioned node); a peer whose process died is noticed at once.
+    #[arg(long, env = "SPEIL_PEER_PING_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub(crate) peer_ping_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -290,11 +312,11 @@ pub(crate) struct ConfigureArgs {
     pub(crate) prepend_existing: bool,
 
     /// A file holding `user:password`; sent as basic authentication to the mirrors.
-    #[arg(long, env = "SPEIL_MIRROR_BASIC_AUTH_FILE", value_name = "FILE")]
+    #[arg(long, env = "SPEIL_BASIC_AUTH_FILE", value_name = "FILE")]
     pub(crate) basic_auth_file: Option<PathBuf>,
 
     /// How long containerd (1.7 and later) may take to connect to a mirror before moving on.
-    #[arg(long, env = "SPEIL_MIRROR_DIAL_TIMEOUT", default_value = "200ms", value_parser = duration)]
+    #[arg(long, env = "SPEIL_DIAL_TIMEOUT", default_value = "200ms", value_parser = duration)]
     pub(crate) dial_timeout: Duration,
 }
 
@@ -311,7 +333,7 @@ pub(crate) struct CleanupArgs {
 
     /// After cleaning up, answer 200 at /healthz on this address until SIGTERM, so
     /// `speil cleanup-wait` (or a readiness probe) can tell it is done.
-    #[arg(long, env = "SPEIL_CLEANUP_ADDR")]
+    #[arg(long, env = "SPEIL_ADDR", value_parser = socket_addr)]
     pub(crate) addr: Option<SocketAddr>,
 }
 
@@ -327,7 +349,7 @@ pub(crate) struct CleanupWaitArgs {
     pub(crate) probe_interval: Duration,
 
     /// Give up after this long (exit 1).
-    #[arg(long, env = "SPEIL_PROBE_TIMEOUT", default_value = "5m", value_parser = duration)]
+    #[arg(long, env = "SPEIL_TIMEOUT", default_value = "5m", value_parser = duration)]
     pub(crate) timeout: Duration,
 }
 
@@ -335,26 +357,31 @@ pub(crate) struct CleanupWaitArgs {
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
     /// The node's metrics address (its --metrics-addr), as a URL.
-    #[arg(long, env = "SPEIL_STATUS_ADDR", default_value = "http://127.0.0.1:9090", value_parser = status_url)]
+    #[arg(long, env = "SPEIL_ADDR", default_value = "http://127.0.0.1:9090", value_parser = status_url)]
     pub(crate) addr: String,
 
     /// Print JSON instead of text (the checks and the node's status document, or with
     /// --cluster one object per node).
-    #[arg(long, env = "SPEIL_STATUS_JSON")]
+    #[arg(long, env = "SPEIL_JSON")]
     pub(crate) json: bool,
 
     /// Ask every node this node knows (and the nodes they know) and print one row per node.
-    #[arg(long, env = "SPEIL_STATUS_CLUSTER")]
+    #[arg(long, env = "SPEIL_CLUSTER")]
     pub(crate) cluster: bool,
 
     /// The metrics port of the other nodes, for --cluster; the port of --addr when absent (a
     /// DaemonSet).
-    #[arg(long, env = "SPEIL_STATUS_PEER_METRICS_PORT")]
+    #[arg(long, env = "SPEIL_PEER_METRICS_PORT")]
     pub(crate) peer_metrics_port: Option<u16>,
 
     /// How long each node may take to answer.
-    #[arg(long, env = "SPEIL_STATUS_TIMEOUT", default_value = "5s", value_parser = duration)]
+    #[arg(long, env = "SPEIL_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub(crate) timeout: Duration,
+
+    /// Ask again (every 250 ms) until the result is ok or this long has passed, then print the
+    /// last answer: for scripts that start a node and go on once it works.
+    #[arg(long, env = "SPEIL_WAIT", value_parser = duration)]
+    pub(crate) wait: Option<Duration>,
 }
 
 /// Flags of `speil demo`.
@@ -363,7 +390,7 @@ pub(crate) struct DemoArgs {
     /// Where the sample image is written (created if absent, reused if present).
     #[arg(
         long,
-        env = "SPEIL_DEMO_DIR",
+        env = "SPEIL_DIR",
         value_name = "DIR",
         default_value = "speil-demo"
     )]
@@ -371,7 +398,7 @@ pub(crate) struct DemoArgs {
 
     /// Write no sample image, only an empty layout: a second demo node that gets the sample
     /// from the first one through the P2P network.
-    #[arg(long, env = "SPEIL_DEMO_NO_SAMPLE")]
+    #[arg(long, env = "SPEIL_NO_SAMPLE")]
     pub(crate) no_sample: bool,
 
     #[command(flatten)]
@@ -382,7 +409,7 @@ pub(crate) struct DemoArgs {
 #[derive(Debug, Args)]
 pub(crate) struct LogArgs {
     /// Log level or filter: error, warn, info, debug, trace, or directives such as
-    /// "info,speil_registry=debug".
+    /// "info,registry=debug" (a level, then target=level pairs).
     #[arg(long, env = "SPEIL_LOG_LEVEL", default_value = "info", value_parser = log_filter)]
     pub(crate) log_level: String,
 
@@ -446,6 +473,10 @@ fn status_url(s: &str) -> Result<String, String> {
         Ok(u) if u.scheme_str() == Some("https") => Err(format!(
             "{expected} (the metrics address serves plain http)"
         )),
+        Ok(u) if u.host().is_some() && !matches!(u.path(), "" | "/") => Err(format!(
+            "{expected}, without a path: leave out '{}'",
+            u.path()
+        )),
         _ => Err(expected.to_owned()),
     }
 }
@@ -470,11 +501,56 @@ fn multiaddr(s: &str) -> Result<p2p::Multiaddr, String> {
     Ok(addr)
 }
 
+/// The levels a filter directive may name.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log level, or comma-separated directives: each one a level or `target=level`. tracing's
+/// own syntax also takes a bare word as a target at every level, so a mistyped level (`debgu`)
+/// would silence every other line; here a bare word must be a level.
 fn log_filter(s: &str) -> Result<String, String> {
+    let expected =
+        "expected error, warn, info, debug or trace, or directives such as info,registry=debug";
+    for directive in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            return Err(format!(
+                "'{level}' in '{directive}' is not a log level ({expected})"
+            ));
+        }
+    }
     tracing_subscriber::EnvFilter::builder()
         .parse(s)
         .map(|_| s.to_owned())
-        .map_err(|e| format!("{e} (expected error, warn, info, debug, trace or filter directives)"))
+        .map_err(|e| format!("{e} ({expected})"))
+}
+
+/// An `IP:PORT` address. Host names are refused: a node binds and advertises addresses.
+fn socket_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        let hint = if s.contains(':') && !s.starts_with('[') && s.matches(':').count() == 1 {
+            " (a host name is not accepted: give an IP address)"
+        } else {
+            ""
+        };
+        format!("expected IP:PORT such as 0.0.0.0:5000 or [::]:5000{hint}")
+    })
+}
+
+/// An OCI image-layout directory that exists and has its `oci-layout` file.
+fn oci_dir(s: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(s);
+    let layout = "an OCI image layout: a directory with oci-layout, index.json and blobs/, as `skopeo copy docker://… oci:DIR:…` writes";
+    match std::fs::metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("no such directory (expected {layout})"))
+        }
+        Err(e) => Err(format!("cannot read it: {e}")),
+        Ok(m) if !m.is_dir() => Err(format!("not a directory (expected {layout})")),
+        Ok(_) if !dir.join("oci-layout").is_file() => Err(format!(
+            "the directory has no oci-layout file (expected {layout})"
+        )),
+        Ok(_) => Ok(dir),
+    }
 }
 
 #[cfg(test)]
@@ -508,6 +584,92 @@ mod tests {
             let err = Cli::try_parse_from(["speil", "run", flag, value]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag}: {err}");
         }
+    }
+
+    /// One rule for every flag of every subcommand: `--some-flag` reads `SPEIL_SOME_FLAG`, and
+    /// `--help` shows the name (clap prints `[env: …]` beside each flag).
+    #[test]
+    fn every_flag_reads_speil_and_its_name() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if matches!(long, "help" | "version") {
+                    continue;
+                }
+                let want = format!("SPEIL_{}", long.to_uppercase().replace('-', "_"));
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                assert_eq!(
+                    env.as_deref(),
+                    Some(want.as_str()),
+                    "speil {} --{long}",
+                    sub.get_name()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "only {checked} flags seen");
+    }
+
+    #[test]
+    fn a_mistyped_log_level_is_refused() {
+        for bad in [
+            "debgu",
+            "inf",
+            "info,registry=verbose",
+            "registry",
+            "info,libp2p",
+        ] {
+            let err = Cli::try_parse_from(["speil", "run", "--log-level", bad]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("--log-level") && text.contains("not a log level"),
+                "{bad}: {text}"
+            );
+            assert_eq!(err.exit_code(), 2);
+        }
+        for good in [
+            "debug",
+            "WARN",
+            "info,registry=debug",
+            "warn,libp2p_kad=trace,p2p=debug",
+        ] {
+            Cli::try_parse_from(["speil", "run", "--log-level", good]).unwrap();
+        }
+    }
+
+    #[test]
+    fn addresses_say_what_form_is_expected() {
+        let err =
+            Cli::try_parse_from(["speil", "run", "--registry-addr", "localhost:5000"]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("--registry-addr")
+                && text.contains("IP:PORT")
+                && text.contains("host name"),
+            "{text}"
+        );
+        let err =
+            Cli::try_parse_from(["speil", "status", "--addr", "http://127.0.0.1:9090/status"])
+                .unwrap_err();
+        assert!(err.to_string().contains("leave out '/status'"), "{err}");
+    }
+
+    #[test]
+    fn oci_dir_must_be_a_layout() {
+        let missing =
+            Cli::try_parse_from(["speil", "run", "--oci-dir", "/nonexistent"]).unwrap_err();
+        let text = missing.to_string();
+        assert!(
+            text.contains("--oci-dir") && text.contains("no such directory"),
+            "{text}"
+        );
+        assert_eq!(text.matches("/nonexistent").count(), 1, "{text}");
+        let empty = tempfile::tempdir().unwrap();
+        let dir = empty.path().to_str().unwrap();
+        let err = Cli::try_parse_from(["speil", "run", "--oci-dir", dir]).unwrap_err();
+        assert!(err.to_string().contains("no oci-layout file"), "{err}");
     }
 
     #[test]

@@ -13,13 +13,19 @@ mod status;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        cli::Command::Run(args) => cmd::run::main(args),
-        cli::Command::Demo(args) => cmd::demo::main(args),
+        cli::Command::Run(args) => cmd::run::main(args, None),
+        cli::Command::Demo(args) => {
+            let given = matches
+                .subcommand_matches("demo")
+                .expect("the demo subcommand");
+            cmd::demo::main(args, given)
+        }
         cli::Command::Configure(args) => cmd::configure::main(args),
         cli::Command::Cleanup(args) => cmd::cleanup::main(args),
         cli::Command::CleanupWait(args) => cmd::cleanup::wait(args),
@@ -34,7 +40,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // Logging may not be set up (bad flags), so the error goes straight to stderr.
             eprintln!("speil: error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<cli::BadValue>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -88,6 +88,14 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// The store's backend does not answer (containerd down or restarting).
+    #[error("{what} does not answer: {reason}")]
+    Unavailable {
+        /// What was asked, such as `containerd at /run/containerd/containerd.sock`.
+        what: String,
+        /// Why not.
+        reason: String,
+    },
     /// The store's own metadata is malformed.
     #[error("{path}: {reason}")]
     Malformed {

@@ -44,6 +44,9 @@ impl Dnsmasq {
             "--conf-file=/dev/null",
             "--no-resolv",
             "--no-hosts",
+            // Authoritative for .test, as cluster DNS is for its domain: a name it does not
+            // list is NXDOMAIN, not a refusal.
+            "--local=/test/",
             "--bind-interfaces",
             "--user=root",
             "--pid-file=",

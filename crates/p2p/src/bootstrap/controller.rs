@@ -44,6 +44,8 @@ enum Discovery {
 pub(crate) struct Controller {
     discovery: Discovery,
     kind: &'static str,
+    /// What discovery asks, for log lines.
+    source: String,
     port: u16,
     filter: SelfFilter,
     listen: SocketAddr,
@@ -93,6 +95,7 @@ impl Controller {
         Controller {
             discovery,
             kind: config.bootstrap.kind(),
+            source: config.bootstrap.describe(),
             port: listen.port(),
             filter,
             listen,
@@ -228,7 +231,7 @@ impl Controller {
     }
 
     fn report_round(&self, round: &Round) {
-        let peers = self.counts.borrow().routing;
+        let peers = self.counts.borrow().connected;
         let starting = self.started.elapsed() < STARTUP_GRACE;
         if let Some(error) = &round.discovery_error {
             if starting {
@@ -273,8 +276,13 @@ impl Controller {
     }
 
     fn update_state(&mut self) {
-        let routing = self.counts.borrow().routing;
-        let next = State::from(routing, self.last_round.as_ref());
+        let counts = *self.counts.borrow();
+        let listed = !matches!(self.discovery, Discovery::None);
+        let mut next = State::from(counts.connected, self.last_round.as_ref(), listed);
+        if next == State::Unlisted && self.started.elapsed() < STARTUP_GRACE {
+            // The node's own record may not be in DNS yet (a pod that just got its IP).
+            next = State::Starting;
+        }
         if next != self.state {
             let was = self.state;
             self.state = next;
@@ -284,14 +292,28 @@ impl Controller {
                 s.since_unix = unix_now();
             });
             let r = self.last_round.clone().unwrap_or_default();
-            tracing::info!(
-                from = was.as_str(),
-                to = next.as_str(),
-                peers = routing,
-                candidates = r.candidates,
-                self_dropped = r.self_dropped,
-                "bootstrap state changed"
-            );
+            if next == State::Unlisted {
+                tracing::warn!(
+                    from = was.as_str(),
+                    to = next.as_str(),
+                    source = self.kind,
+                    asked = %self.source,
+                    "bootstrap state changed: peer discovery lists no node at all, not even this one; \
+                     check the name (the headless Service's name and namespace, the cluster domain) \
+                     and that the Service publishes not-ready addresses"
+                );
+            } else {
+                tracing::info!(
+                    from = was.as_str(),
+                    to = next.as_str(),
+                    peers = counts.connected,
+                    routing_table = counts.routing,
+                    last_lost = ?counts.last_lost.map(|l| l.peer.to_string()),
+                    candidates = r.candidates,
+                    self_dropped = r.self_dropped,
+                    "bootstrap state changed"
+                );
+            }
             if next == State::Connected {
                 // Peers that joined since may lack this node's records: publish them again.
                 let _ = self.swarm.try_send(Command::ReprovideAll);
@@ -347,7 +369,7 @@ impl Controller {
     fn next_delay(&mut self) -> Duration {
         match self.state {
             State::Connected => self.refresh,
-            State::Standalone => self.refresh.min(STANDALONE_REFRESH),
+            State::Standalone | State::Unlisted => self.refresh.min(STANDALONE_REFRESH),
             State::Starting | State::Isolated | State::DiscoveryFailed => {
                 let exp = BACKOFF_MIN.saturating_mul(1 << self.attempt.min(10));
                 self.attempt += 1;

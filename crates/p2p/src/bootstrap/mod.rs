@@ -44,6 +44,26 @@ impl Source {
             Source::Static(_) => "static",
         }
     }
+
+    /// What this source asks, for the status and log lines: the DNS name and nameserver, the
+    /// URL, or the static addresses.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::None => "nothing (--bootstrap-kind none)".to_owned(),
+            Source::Dns(dns) => format!(
+                "{} (nameserver: {})",
+                dns.domain,
+                dns.nameserver
+                    .map_or_else(|| "system resolver".to_owned(), |n| n.to_string())
+            ),
+            Source::Http { url } => url.clone(),
+            Source::Static(addrs) => addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
 }
 
 /// A node that might be another Speil node.

@@ -8,10 +8,16 @@ use serde::{Deserialize, Serialize};
 pub enum State {
     /// No bootstrap round has finished yet.
     Starting,
-    /// At least one other node is in the routing table.
+    /// At least one live connection to another node (checked by pings).
     Connected,
-    /// Discovery worked and found no node but this one: a valid single-node cluster. Ready.
+    /// Discovery worked and found no node but this one, or `--bootstrap-kind none` looks for
+    /// none: a valid single-node cluster. Ready.
     Standalone,
+    /// Discovery answered with no node at all, not even this one: a headless service that
+    /// publishes not-ready addresses always lists the asking node, so the name is wrong (a
+    /// typo, another namespace or cluster domain). Ready (local content is served), but a
+    /// warning: nothing is shared.
+    Unlisted,
     /// Discovery lists other nodes, and none of them could be reached.
     Isolated,
     /// Discovery itself fails (DNS or HTTP lookup errors).
@@ -20,10 +26,11 @@ pub enum State {
 
 impl State {
     /// Every state, in the order metrics list them.
-    pub const ALL: [State; 5] = [
+    pub const ALL: [State; 6] = [
         State::Starting,
         State::Connected,
         State::Standalone,
+        State::Unlisted,
         State::Isolated,
         State::DiscoveryFailed,
     ];
@@ -34,6 +41,7 @@ impl State {
             State::Starting => "starting",
             State::Connected => "connected",
             State::Standalone => "standalone",
+            State::Unlisted => "unlisted",
             State::Isolated => "isolated",
             State::DiscoveryFailed => "discovery_failed",
         }
@@ -41,7 +49,7 @@ impl State {
 
     /// Whether a node in this state should receive traffic.
     pub fn is_ready(self) -> bool {
-        matches!(self, State::Connected | State::Standalone)
+        matches!(self, State::Connected | State::Standalone | State::Unlisted)
     }
 
     /// Whether this state is a failure that, if it lasts, an operator must act on.
@@ -49,14 +57,17 @@ impl State {
         matches!(self, State::Isolated | State::DiscoveryFailed)
     }
 
-    /// The state given how many peers are in the routing table and how the last round went.
-    pub(crate) fn from(routing_peers: usize, last_round: Option<&Round>) -> State {
-        if routing_peers > 0 {
+    /// The state given how many peers this node has a live connection to, and how the last
+    /// round went. The routing table does not count: it keeps peers that are gone. `listed`
+    /// says whether discovery must list this node itself (every source but `none`).
+    pub(crate) fn from(connected: usize, last_round: Option<&Round>, listed: bool) -> State {
+        if connected > 0 {
             return State::Connected;
         }
         match last_round {
             None => State::Starting,
             Some(r) if r.discovery_error.is_some() => State::DiscoveryFailed,
+            Some(r) if r.candidates == 0 && listed => State::Unlisted,
             Some(r) if r.others() == 0 => State::Standalone,
             Some(_) => State::Isolated,
         }
@@ -114,17 +125,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_from_routing_table_and_round() {
-        assert_eq!(State::from(0, None), State::Starting);
-        assert_eq!(State::from(1, None), State::Connected);
+    fn state_from_connections_and_round() {
+        assert_eq!(State::from(0, None, true), State::Starting);
+        assert_eq!(State::from(1, None, true), State::Connected);
         let alone = Round {
             candidates: 1,
             self_dropped: 1,
             ..Round::default()
         };
-        assert_eq!(State::from(0, Some(&alone)), State::Standalone);
+        assert_eq!(State::from(0, Some(&alone), true), State::Standalone);
         let empty = Round::default();
-        assert_eq!(State::from(0, Some(&empty)), State::Standalone);
+        assert_eq!(State::from(0, Some(&empty), false), State::Standalone);
+        assert_eq!(State::from(0, Some(&empty), true), State::Unlisted);
+        assert!(State::Unlisted.is_ready() && !State::Unlisted.is_failing());
+        // A round that connected, then lost every connection: isolated, not connected.
+        let lost = Round {
+            candidates: 3,
+            self_dropped: 1,
+            dialed: 2,
+            connected: 2,
+            ..Round::default()
+        };
+        assert_eq!(State::from(0, Some(&lost), true), State::Isolated);
         let unreachable = Round {
             candidates: 3,
             self_dropped: 1,
@@ -132,14 +154,14 @@ mod tests {
             failed: 2,
             ..Round::default()
         };
-        assert_eq!(State::from(0, Some(&unreachable)), State::Isolated);
+        assert_eq!(State::from(0, Some(&unreachable), true), State::Isolated);
         assert!(unreachable.all_failed());
         let broken = Round {
             discovery_error: Some("timeout".into()),
             ..Round::default()
         };
-        assert_eq!(State::from(0, Some(&broken)), State::DiscoveryFailed);
-        assert_eq!(State::from(2, Some(&broken)), State::Connected);
+        assert_eq!(State::from(0, Some(&broken), true), State::DiscoveryFailed);
+        assert_eq!(State::from(2, Some(&broken), true), State::Connected);
         assert!(State::Standalone.is_ready() && !State::Isolated.is_ready());
     }
 }

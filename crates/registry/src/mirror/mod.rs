@@ -6,9 +6,9 @@
 //! request from its own store only, so a request never travels more than one hop.
 
 mod peers;
+mod race;
 mod transfer;
 
-use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,8 +18,6 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use futures::StreamExt as _;
-use futures::stream::FuturesUnordered;
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -27,7 +25,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use oci::{Digest, DistributionPath, Kind, Reference};
 use p2p::{PeerId, Provider};
-use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -164,15 +161,10 @@ impl Mirror {
 
         let started = Instant::now();
         let mut found = inner.router.lookup(&key).await;
-        let first = tokio::time::timeout(
-            inner.config.resolve_timeout,
-            next_usable(&inner.peers, &mut found),
-        )
-        .await
-        .ok()
-        .flatten();
+        let ready =
+            race::first_usable(&inner.peers, &mut found, inner.config.resolve_timeout).await;
         inner.metrics.resolved(started.elapsed());
-        let Some(first) = first else {
+        let Some(ready) = ready else {
             tracing::debug!(%key, "no peer provides this");
             return Err(unknown());
         };
@@ -212,7 +204,7 @@ impl Mirror {
             (_, true) => {
                 let (response, provider, _) = tokio::time::timeout(
                     SMALL_REQUEST_TIMEOUT,
-                    inner.race(first, &mut found, |p| {
+                    inner.race(ready, &mut found, |p| {
                         inner.clone().head(p, request.clone())
                     }),
                 )
@@ -224,7 +216,7 @@ impl Mirror {
             (Kind::Manifest, false) => {
                 let (response, provider, _) = tokio::time::timeout(
                     SMALL_REQUEST_TIMEOUT,
-                    inner.race(first, &mut found, |p| {
+                    inner.race(ready, &mut found, |p| {
                         inner.clone().manifest(p, request.clone())
                     }),
                 )
@@ -236,13 +228,16 @@ impl Mirror {
             (Kind::Blob, false) => {
                 let ((status, response_headers, body), provider, rest) = tokio::time::timeout(
                     HEADER_TIMEOUT + inner.config.connect_timeout,
-                    inner.race(first, &mut found, |p| {
+                    inner.race(ready, &mut found, |p| {
                         inner.clone().blob_headers(p, request.clone())
                     }),
                 )
                 .await
                 .map_err(|_| unknown())?
                 .ok_or_else(unknown)?;
+                if let Some(Ok(size)) = unsatisfiable(status, &response_headers) {
+                    return Err(ApiError::RangeNotSatisfiable { size });
+                }
                 transfer::respond(
                     inner.clone(),
                     request,
@@ -256,17 +251,6 @@ impl Mirror {
             }
         }
     }
-}
-
-/// The next provider from `found` that is not quarantined; `None` when the lookup is over.
-async fn next_usable(peers: &Peers, found: &mut mpsc::Receiver<Provider>) -> Option<Provider> {
-    while let Some(p) = found.recv().await {
-        if !peers.is_quarantined(&p.peer) {
-            return Some(p);
-        }
-        tracing::debug!(peer = %p.peer, "skipping a quarantined provider");
-    }
-    None
 }
 
 /// The [`SOURCE_HEADER`] of content from `peer`.
@@ -290,80 +274,6 @@ impl Inner {
         let (name, value) = source_header(&provider.peer);
         response.headers_mut().insert(name, value);
         response
-    }
-
-    /// Asks `first`, then (after the hedge delay, or at once after a failure) further providers,
-    /// up to `resolve_retries` in all; the first success wins and the others are dropped.
-    /// Returns the winner's result, the winning provider, and the providers not tried.
-    async fn race<T, F, Fut>(
-        &self,
-        first: Provider,
-        found: &mut mpsc::Receiver<Provider>,
-        attempt: F,
-    ) -> Option<(T, Provider, Vec<Provider>)>
-    where
-        F: Fn(Provider) -> Fut,
-        Fut: Future<Output = Result<T, Failure>> + Send + 'static,
-    {
-        let mut seen: HashSet<PeerId> = HashSet::from([first.peer]);
-        let mut queue: VecDeque<Provider> = VecDeque::new();
-        let mut inflight: FuturesUnordered<Attempt<T>> = FuturesUnordered::new();
-        let start = |p: Provider, inflight: &mut FuturesUnordered<Attempt<T>>| {
-            let fut = attempt(p.clone());
-            inflight.push(Box::pin(async move { (p, fut.await) }));
-        };
-        start(first, &mut inflight);
-        let mut tried = 1;
-        let mut lookup_open = true;
-        let hedge = tokio::time::sleep(self.peers.hedge_delay());
-        tokio::pin!(hedge);
-        loop {
-            let can_start = tried < self.config.resolve_retries;
-            tokio::select! {
-                Some((provider, result)) = inflight.next() => match result {
-                    Ok(value) => {
-                        let rest = queue.into_iter().collect();
-                        return Some((value, provider, rest));
-                    }
-                    Err(failure) => {
-                        self.failed(&provider, failure);
-                        if can_start && let Some(next) = queue.pop_front() {
-                            start(next, &mut inflight);
-                            tried += 1;
-                            hedge.as_mut().reset(tokio::time::Instant::now() + self.peers.hedge_delay());
-                        } else if inflight.is_empty() && (!lookup_open || !can_start) {
-                            return None;
-                        }
-                    }
-                },
-                () = &mut hedge, if can_start && !queue.is_empty() => {
-                    if let Some(next) = queue.pop_front() {
-                        tracing::debug!(peer = %next.peer, "hedging: asking another provider too");
-                        start(next, &mut inflight);
-                        tried += 1;
-                    }
-                    hedge.as_mut().reset(tokio::time::Instant::now() + self.peers.hedge_delay());
-                }
-                p = found.recv(), if lookup_open => match p {
-                    Some(p) if !self.peers.is_quarantined(&p.peer) && seen.insert(p.peer) => {
-                        if inflight.is_empty() && tried < self.config.resolve_retries {
-                            start(p, &mut inflight);
-                            tried += 1;
-                        } else {
-                            queue.push_back(p);
-                        }
-                    }
-                    Some(_) => {}
-                    None => {
-                        lookup_open = false;
-                        if inflight.is_empty() {
-                            return None;
-                        }
-                    }
-                },
-                else => return None,
-            }
-        }
     }
 
     /// Records a failed peer: counted, quarantined, and (for corrupt content) a WARN line.
@@ -404,6 +314,7 @@ impl Inner {
                 return Err(Failure::BadResponse);
             };
             let started = Instant::now();
+            let _waiting = self.peers.asking(provider.peer);
             match tokio::time::timeout(HEADER_TIMEOUT, self.client.request(req)).await {
                 Ok(Ok(response)) => {
                     self.peers.observe(started.elapsed());
@@ -432,6 +343,10 @@ impl Inner {
         let response = self.send(&provider, &request, None).await?;
         let (parts, _) = response.into_parts();
         check_status(parts.status, &request)?;
+        if let Some(size) = unsatisfiable(parts.status, &parts.headers) {
+            size?;
+            return Ok(build(parts.status, &parts.headers, Body::empty()));
+        }
         check_digest(&parts.headers, request.digest.as_ref())?;
         Ok(build(parts.status, &parts.headers, Body::empty()))
     }
@@ -478,6 +393,10 @@ impl Inner {
         let response = self.send(&provider, &request, None).await?;
         let (parts, body) = response.into_parts();
         check_status(parts.status, &request)?;
+        if let Some(size) = unsatisfiable(parts.status, &parts.headers) {
+            size?;
+            return Ok((parts.status, parts.headers, body));
+        }
         check_digest(&parts.headers, request.digest.as_ref())?;
         if parts.headers.get(header::CONTENT_LENGTH).is_none() {
             return Err(Failure::BadResponse);
@@ -492,11 +411,26 @@ fn check_status(status: StatusCode, request: &PeerRequest) -> Result<(), Failure
     } else {
         StatusCode::OK
     };
-    if status == expected {
+    // A range past the end is the client's mistake, answered by a peer that holds the blob:
+    // passed on as the node would answer it itself (see `unsatisfiable`).
+    if status == expected || (request.ranged && status == StatusCode::RANGE_NOT_SATISFIABLE) {
         Ok(())
     } else {
         Err(Failure::Status)
     }
+}
+
+/// The size a peer's 416 names in `Content-Range: bytes */<size>`; `None` when the answer is
+/// not a 416 (a 416 without a size is a bad response).
+fn unsatisfiable(status: StatusCode, headers: &HeaderMap) -> Option<Result<u64, Failure>> {
+    (status == StatusCode::RANGE_NOT_SATISFIABLE).then(|| {
+        headers
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes */"))
+            .and_then(|size| size.parse().ok())
+            .ok_or(Failure::BadResponse)
+    })
 }
 
 fn header_digest(headers: &HeaderMap) -> Option<Digest> {

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use clap::ArgMatches;
+use clap::parser::ValueSource;
 use store::layout::{self, LayoutWriter};
 
 use crate::cli::DemoArgs;
@@ -11,8 +13,21 @@ use crate::cli::DemoArgs;
 /// The sample image's name.
 pub(crate) const SAMPLE: &str = "example.com/speil/hello:1.0";
 
-/// Writes the sample image (or an empty layout), prints how to pull it, then runs the node.
-pub(crate) fn main(mut args: DemoArgs) -> anyhow::Result<()> {
+/// Writes the sample image (or an empty layout), then runs the node and, once it has started,
+/// prints how to pull the image. `given` tells which flags were given: the addresses left at
+/// their defaults bind loopback only, since a demo is not meant for the network.
+pub(crate) fn main(mut args: DemoArgs, given: &ArgMatches) -> anyhow::Result<()> {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let run = &mut args.run;
+    for (id, addr) in [
+        ("registry_addr", &mut run.registry_addr),
+        ("metrics_addr", &mut run.metrics_addr),
+        ("router_addr", &mut run.p2p.router_addr),
+    ] {
+        if given.value_source(id) == Some(ValueSource::DefaultValue) {
+            addr.set_ip(loopback);
+        }
+    }
     let written = if args.no_sample {
         LayoutWriter::open(&args.dir)
             .map(|_| ())
@@ -32,7 +47,7 @@ pub(crate) fn main(mut args: DemoArgs) -> anyhow::Result<()> {
     } else {
         args.dir.display().to_string()
     };
-    eprintln!(
+    let announce = format!(
         "Serving {SAMPLE} from {origin}. Pull it with:\n\
          \n  skopeo copy --src-tls-verify=false --all docker://{host}:{port}/{SAMPLE} oci:/tmp/hello\n\
          \nor look at it with:\n\
@@ -40,7 +55,7 @@ pub(crate) fn main(mut args: DemoArgs) -> anyhow::Result<()> {
         port = addr.port(),
     );
     args.run.oci_dir = Some(args.dir);
-    super::run::main(args.run)
+    super::run::main(args.run, Some(announce))
 }
 
 /// Writes a two-platform image of one small layer each into `dir`, named [`SAMPLE`].

@@ -13,32 +13,37 @@ use tokio_util::task::TaskTracker;
 
 use crate::cli::{BootstrapKind, P2pArgs, RunArgs};
 
-/// Runs a node until SIGTERM or SIGINT.
-pub(crate) fn main(args: RunArgs) -> anyhow::Result<()> {
+/// Runs a node until SIGTERM or SIGINT. `announce` is printed to stderr once the node has
+/// started (the demo's "pull it with" text), never before a refusal.
+pub(crate) fn main(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     crate::logging::init(&args.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))
+    let result = runtime.block_on(serve(args, announce));
+    // Everything was drained within --shutdown-timeout; what is left (a blocking read of a
+    // client that went away) must not keep the process alive after "speil stopped".
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
-async fn serve(args: RunArgs) -> anyhow::Result<()> {
+async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signal(shutdown.clone()).context("installing signal handlers")?;
 
     // Everything that can be refused is checked before anything starts.
-    let p2p_config = p2p_config(&args.p2p)?;
+    let mut p2p_config = p2p_config(&args.p2p).map_err(bad_value)?;
+    // A provider that stopped answering is left out of lookups as long as the mirror would
+    // leave out a peer that failed a request.
+    p2p_config.peer_down_for = args.mirror.mirror_peer_quarantine;
     let filters = registry::Filters::new(
         args.mirror.mirrored_registries.clone(),
         &args.mirror.registry_filters,
-    )?;
-    let registry_listener = TcpListener::bind(args.registry_addr)
-        .await
-        .with_context(|| format!("--registry-addr {}", args.registry_addr))?;
-    let metrics_listener = TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("--metrics-addr {}", args.metrics_addr))?;
+    )
+    .map_err(|e| bad_value(anyhow::Error::from(e)))?;
+    let registry_listener = bind("--registry-addr", args.registry_addr).await?;
+    let metrics_listener = bind("--metrics-addr", args.metrics_addr).await?;
     let registry_addr = registry_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     let started_unix = crate::status::unix_now();
@@ -55,7 +60,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                 shutdown.child_token(),
             )
             .await
-            .with_context(|| format!("--oci-dir {}", dir.display()))?;
+            .map_err(|e| bad_value(anyhow::anyhow!("--oci-dir: {e}")))?;
             (Arc::new(store), "oci-dir", dir.display().to_string(), None)
         }
         None => {
@@ -70,9 +75,6 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                 shutdown.child_token(),
             )
             .with_context(|| format!("--containerd-sock {}", c.containerd_sock.display()))?;
-            // Serving starts either way; the store keeps retrying and says so in the log.
-            store.wait_listed(Duration::from_secs(10)).await;
-            report_findings(c, store.version().await.as_deref());
             let side = crate::admin::ContainerdSide {
                 client: store.clone(),
                 config: c.containerd_config.clone(),
@@ -90,7 +92,6 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let images = store.images().await?.len();
 
     let mut metrics = MetricsRegistry::default();
     crate::metrics::register_build_info(&mut metrics);
@@ -113,7 +114,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         shutdown.child_token(),
     )
     .await
-    .context("starting the P2P router")?;
+    .map_err(|e| bad_value(anyhow::anyhow!("starting the P2P router: {e}")))?;
     let advertise_filter: Arc<dyn p2p::sync::Filter> = Arc::new(filters.clone());
     let p2p_metrics_status = p2p_metrics.clone();
     tasks.spawn(p2p::sync::run(
@@ -150,12 +151,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         http,
         shutdown.child_token(),
     ));
+    let containerd_client = containerd_side.as_ref().map(|side| side.client.clone());
     let admin = crate::admin::router(crate::admin::Admin {
         metrics,
         router: router.clone(),
         p2p_metrics: p2p_metrics_status,
         registry_metrics,
-        store,
+        store: store.clone(),
         store_kind,
         store_location: store_location.clone(),
         containerd: containerd_side,
@@ -170,7 +172,26 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         admin,
         shutdown.child_token(),
     ));
+    if let Some(client) = &containerd_client {
+        // Logged once containerd has answered: the findings depend on its version.
+        tasks.spawn(report_findings(
+            client.clone(),
+            args.containerd.clone(),
+            shutdown.child_token(),
+        ));
+    }
     tasks.close();
+    // The endpoints answer already. A store that is listing right now (containerd answers
+    // within milliseconds) is waited for briefly, so the line says what is served.
+    let images = match &containerd_client {
+        Some(client) => client.wait_settled(Duration::from_secs(5)).await,
+        None => true,
+    };
+    let images = match store.images().await {
+        Ok(i) if images => i.len().to_string(),
+        Ok(_) => "not listed yet".to_owned(),
+        Err(e) => format!("none: {e}"),
+    };
     tracing::info!(
         registry = %registry_addr,
         metrics = %metrics_addr,
@@ -178,10 +199,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         peer_id = %router.peer_id(),
         bootstrap = args.p2p.bootstrap_kind.as_str(),
         store = %format!("{store_kind} {store_location}"),
-        images,
+        %images,
         version = env!("CARGO_PKG_VERSION"),
         "speil started"
     );
+    if let Some(text) = announce {
+        eprintln!("{text}");
+    }
 
     shutdown.cancelled().await;
     if tokio::time::timeout(args.shutdown_timeout, tasks.wait())
@@ -197,16 +221,42 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs each known way containerd's configuration leaves the mirror unused, one WARN line each.
-fn report_findings(args: &crate::cli::ContainerdArgs, version: Option<&str>) {
-    let findings = containerd::checks::check(
-        &args.containerd_config,
-        &args.containerd_registry_config_path,
-        version,
-    );
+/// Logs each known way containerd's configuration leaves the mirror unused, one WARN line each,
+/// once containerd has answered (the checks depend on its version).
+async fn report_findings(
+    client: containerd::Containerd,
+    args: crate::cli::ContainerdArgs,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        () = client.wait_listed() => {}
+        () = shutdown.cancelled() => return,
+    }
+    let version = client.version().await;
+    let findings = tokio::task::spawn_blocking(move || {
+        containerd::checks::check(
+            &args.containerd_config,
+            &args.containerd_registry_config_path,
+            version.as_deref(),
+        )
+    })
+    .await
+    .unwrap_or_default();
     for f in findings {
         tracing::warn!(check = f.id, fix = %f.fix, "containerd configuration: {}", f.message);
     }
+}
+
+/// Binds `addr` for `flag`; a refusal names the flag and is a bad value (exit 2).
+async fn bind(flag: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| bad_value(anyhow::anyhow!("{flag} {addr}: {e}")))
+}
+
+/// Marks an error as a refused flag value: the binary exits 2, as for clap's own refusals.
+fn bad_value(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(crate::cli::BadValue(format!("{e:#}")))
 }
 
 /// The router's configuration from its flags, checking what clap cannot.
@@ -255,5 +305,7 @@ fn p2p_config(args: &P2pArgs) -> anyhow::Result<p2p::Config> {
     config.refresh_interval = args.bootstrap_refresh_interval;
     config.error_after = args.bootstrap_error_after;
     config.http_bootstrap_addr = args.http_bootstrap_addr;
+    config.ping_interval = args.peer_ping_interval;
+    config.ping_timeout = args.peer_ping_timeout;
     Ok(config)
 }

@@ -37,14 +37,43 @@ pub(crate) fn main(args: StatusArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = runtime.block_on(async {
-        if args.cluster {
-            cluster(&args).await
-        } else {
-            single(&args).await
+    let report = runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + args.wait.unwrap_or_default();
+        loop {
+            let report = if args.cluster {
+                cluster(&args).await
+            } else {
+                single(&args).await
+            };
+            if report.code == 0 || tokio::time::Instant::now() >= deadline {
+                return report;
+            }
+            tokio::time::sleep(WAIT_STEP).await;
         }
     });
-    ExitCode::from(code)
+    print!("{}", report.stdout);
+    eprint!("{}", report.stderr);
+    ExitCode::from(report.code)
+}
+
+/// How often `--wait` asks again.
+const WAIT_STEP: Duration = Duration::from_millis(250);
+
+/// What `speil status` prints, and its exit code.
+struct Report {
+    code: u8,
+    stdout: String,
+    stderr: String,
+}
+
+impl Report {
+    fn out(code: u8, stdout: String) -> Report {
+        Report {
+            code,
+            stdout,
+            stderr: String::new(),
+        }
+    }
 }
 
 /// Asks the node at `base` (`http://host:port`) for its status document.
@@ -77,49 +106,54 @@ async fn fetch(base: &str, timeout: Duration) -> Result<Doc, String> {
     status::parse(&body).map_err(|e| format!("{url} {e}"))
 }
 
-async fn single(args: &StatusArgs) -> u8 {
+async fn single(args: &StatusArgs) -> Report {
     let doc = match fetch(&args.addr, args.timeout).await {
         Ok(d) => d,
         Err(e) => return unreachable(args, &e),
     };
     let checks = checks::evaluate(&doc);
     let verdict = Verdict::of(&checks);
-    if args.json {
-        print_json(&json!({
+    let text = if args.json {
+        to_json(&json!({
             "addr": args.addr,
             "verdict": verdict,
             "exit_code": verdict.exit_code(),
             "checks": checks,
             "status": doc,
-        }));
+        }))
     } else {
-        print!("{}", render_checks(&args.addr, &checks, verdict));
-    }
-    verdict.exit_code()
+        render_checks(&args.addr, &checks, verdict)
+    };
+    Report::out(verdict.exit_code(), text)
 }
 
 /// Says the node cannot be asked, and why; exit 2.
-fn unreachable(args: &StatusArgs, error: &str) -> u8 {
+fn unreachable(args: &StatusArgs, error: &str) -> Report {
     let doc = checks::link(section::NODE_DOWN);
     if args.json {
-        print_json(&json!({
-            "addr": args.addr,
-            "verdict": "unreachable",
-            "exit_code": 2,
-            "error": error,
-            "doc": doc,
-        }));
+        Report::out(
+            2,
+            to_json(&json!({
+                "addr": args.addr,
+                "verdict": "unreachable",
+                "exit_code": 2,
+                "error": error,
+                "doc": doc,
+            })),
+        )
     } else {
-        eprintln!("speil status: {error}\n  see: {doc}");
+        Report {
+            code: 2,
+            stdout: String::new(),
+            stderr: format!("speil status: {error}\n  see: {doc}\n"),
+        }
     }
-    2
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
-    );
+fn to_json(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+    text.push('\n');
+    text
 }
 
 /// The text of `speil status`: one line per check, a fix and a link under each problem, and
@@ -252,7 +286,7 @@ fn learn(doc: &Doc, asked: &mut HashSet<String>, pending: &mut Vec<p2p::PeerInfo
     }
 }
 
-async fn cluster(args: &StatusArgs) -> u8 {
+async fn cluster(args: &StatusArgs) -> Report {
     let first = match fetch(&args.addr, args.timeout).await {
         Ok(d) => d,
         Err(e) => return unreachable(args, &e),
@@ -316,8 +350,8 @@ async fn cluster(args: &StatusArgs) -> u8 {
         })
         .max_by_key(|v| v.exit_code())
         .unwrap_or(Verdict::Ok);
-    if args.json {
-        print_json(&json!({
+    let text = if args.json {
+        to_json(&json!({
             "addr": args.addr,
             "verdict": worst,
             "exit_code": worst.exit_code(),
@@ -328,16 +362,29 @@ async fn cluster(args: &StatusArgs) -> u8 {
                 "isolated": isolated,
                 "unreachable": unreachable,
             },
-        }));
+        }))
     } else {
-        print!("{}", render_cluster(&list));
-        println!(
-            "{} nodes seen, {not_ready} not ready, {isolated} isolated, {unreachable} unreachable; result: {}",
-            list.len(),
+        format!(
+            "{}{} seen, {not_ready} not ready, {isolated} isolated, {unreachable} unreachable; result: {}\n",
+            render_cluster(&list),
+            checks::plural(list.len(), "node", "nodes"),
             worst.as_str()
-        );
+        )
+    };
+    Report::out(worst.exit_code(), text)
+}
+
+/// A peer id as the table shows it: the first 12 and last 4 characters (`12D3KooWArnX…k9Qz`);
+/// every id starts alike, so the tail keeps rows of a large cluster apart. `--json` has the
+/// whole id.
+fn short_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 17 {
+        return id.to_owned();
     }
-    worst.exit_code()
+    let head: String = chars[..12].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 fn render_cluster(rows: &[Row]) -> String {
@@ -356,7 +403,7 @@ fn render_cluster(rows: &[Row]) -> String {
         .map(|r| {
             let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
             [
-                r.peer_id.clone(),
+                short_id(&r.peer_id),
                 r.address.clone(),
                 r.state.clone(),
                 or_dash(

@@ -174,14 +174,27 @@ fn bootstrap(doc: &Doc) -> Check {
     let since = ago(doc.node.now_unix, b.since_unix);
     let round = b.last_round.as_ref().map_or_else(String::new, |r| {
         format!(
-            "; last round: {} candidates, {} this node, {} dialed, {} connected, {} failed",
-            r.candidates, r.self_dropped, r.dialed, r.connected, r.failed
+            "; last round: {}, {} this node, {} dialed, {} connected, {} failed",
+            plural(r.candidates, "candidate", "candidates"),
+            r.self_dropped,
+            r.dialed,
+            r.connected,
+            r.failed
         )
     });
     match b.state {
+        State::Connected if b.kind == "none" => ok(
+            "bootstrap",
+            format!(
+                "connected for {since}: other nodes found this one (--bootstrap-kind none looks for none itself)"
+            ),
+        ),
         State::Connected => ok(
             "bootstrap",
-            format!("connected ({} discovery) for {since}{round}", b.kind),
+            format!(
+                "connected for {since}, found by {} discovery{round}",
+                b.kind
+            ),
         ),
         State::Standalone if b.kind == "none" => ok(
             "bootstrap",
@@ -195,6 +208,16 @@ fn bootstrap(doc: &Doc) -> Check {
                 "standalone for {since}: {} discovery lists no other node (a single-node cluster){round}",
                 b.kind
             ),
+        ),
+        State::Unlisted => bad(
+            "bootstrap",
+            Level::Warn,
+            format!(
+                "unlisted for {since}: {} discovery of {} lists no node at all, not even this one; nothing is shared with other nodes",
+                b.kind, b.source
+            ),
+            "check the name: the headless Service's name and namespace, the cluster domain, and that the Service publishes not-ready addresses",
+            section::DNS,
         ),
         State::Starting => bad(
             "bootstrap",
@@ -230,11 +253,7 @@ fn bootstrap(doc: &Doc) -> Check {
                 Level::Fail,
                 format!("{} discovery failing for {since}: {why}", b.kind),
                 "check the bootstrap flags (--dns-bootstrap-domain, --http-bootstrap-url) and that the name or URL resolves from this node",
-                if b.kind == "dns" {
-                    section::DNS
-                } else {
-                    section::DISCOVERY
-                },
+                section::DISCOVERY,
             )
         }
     }
@@ -242,30 +261,45 @@ fn bootstrap(doc: &Doc) -> Check {
 
 fn peers(doc: &Doc) -> Check {
     let p = &doc.peers;
+    let now = doc.node.now_unix;
     let summary = format!(
         "{} connected, {} in the routing table",
         p.connected, p.routing_table
     );
-    if p.routing_table > 0 {
-        ok("peers", summary)
-    } else if doc.bootstrap.state == State::Standalone {
-        ok(
+    if p.connected > 0 {
+        return ok("peers", summary);
+    }
+    if doc.bootstrap.state == State::Standalone && p.routing_table == 0 {
+        return ok(
             "peers",
             format!("{summary} (none expected: a single-node cluster)"),
-        )
-    } else {
-        bad(
-            "peers",
-            Level::Warn,
-            format!("{summary}: nothing can be mirrored from other nodes"),
-            "see the bootstrap line above",
-            if doc.bootstrap.state == State::Isolated {
-                section::ISOLATED
-            } else {
-                section::SINGLE_NODE
-            },
-        )
+        );
     }
+    let alone = match (p.alone_since_unix, &p.last_lost_peer) {
+        (Some(since), Some(peer)) => {
+            format!("; alone for {} since losing {peer}", ago(now, since))
+        }
+        _ => format!(
+            "; no peer connected since the start {} ago",
+            ago(now, doc.node.started_unix)
+        ),
+    };
+    let what = if p.routing_table > 0 {
+        ": the routing table lists peers, but none answers"
+    } else {
+        ": nothing can be mirrored from other nodes"
+    };
+    bad(
+        "peers",
+        Level::Warn,
+        format!("{summary}{what}{alone}"),
+        "see the bootstrap line above",
+        if doc.bootstrap.state == State::Isolated {
+            section::ISOLATED
+        } else {
+            section::SINGLE_NODE
+        },
+    )
 }
 
 fn store(doc: &Doc) -> Check {
@@ -313,7 +347,10 @@ fn advertising(doc: &Doc) -> Check {
         Some(n) if a.image_digests == 0 => bad(
             "advertising",
             Level::Warn,
-            format!("{summary}, though the store holds {n} images"),
+            format!(
+                "{summary}, though the store holds {}",
+                plural(n, "image", "images")
+            ),
             "check --mirrored-registries and --registry-filters: they leave out every image",
             section::NOTHING_ADVERTISED,
         ),
@@ -343,7 +380,7 @@ fn mirror(doc: &Doc) -> Check {
         return ok(
             "mirror",
             format!(
-                "last request from containerd {} ago, none served from a peer yet; {counts}",
+                "last client request {} ago, none served from a peer yet; {counts}",
                 ago(now, t)
             ),
         );

@@ -52,6 +52,9 @@ pub(crate) struct Node {
 pub(crate) struct Bootstrap {
     /// `--bootstrap-kind`: none, dns, http or static.
     pub(crate) kind: String,
+    /// What discovery asks: the DNS name and nameserver, the URL, or the static addresses.
+    #[serde(default)]
+    pub(crate) source: String,
     pub(crate) state: State,
     /// When the state was entered, in Unix seconds.
     pub(crate) since_unix: u64,
@@ -66,6 +69,12 @@ pub(crate) struct Peers {
     pub(crate) connected: usize,
     /// Peers in the Kademlia routing table.
     pub(crate) routing_table: usize,
+    /// While no peer is connected: since when, in Unix seconds (the loss of the last one).
+    #[serde(default)]
+    pub(crate) alone_since_unix: Option<u64>,
+    /// The peer whose loss last left this node without connections.
+    #[serde(default)]
+    pub(crate) last_lost_peer: Option<String>,
     /// Every peer known, connected or in the routing table, with the addresses it is reached at.
     pub(crate) list: Vec<p2p::PeerInfo>,
 }

@@ -195,10 +195,114 @@ fn bad_flags_exit_nonzero_naming_the_flag() {
         ],
         &[],
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(
         err.contains("--oci-dir") && err.contains("oci-layout"),
         "{err}"
+    );
+
+    // A mistyped log level is refused instead of silencing the node.
+    let (code, err) = run_speil(&["run", "--log-level", "debgu"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--log-level") && err.contains("'debgu'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_router_port_in_use_is_refused() {
+    let src = tempfile::tempdir().unwrap();
+    image::write_image(src.path(), "example.com/app:1", &[10], 17).unwrap();
+    let block = test_support::net::Block::random();
+    let router = block.addr(1, 5001).to_string();
+    let flags = |n: u8| {
+        vec![
+            "run".to_owned(),
+            "--oci-dir".into(),
+            src.path().display().to_string(),
+            "--registry-addr".into(),
+            block.addr(n, 5000).to_string(),
+            "--metrics-addr".into(),
+            block.addr(n, 9090).to_string(),
+            "--router-addr".into(),
+            router.clone(),
+        ]
+    };
+    let first = flags(1);
+    let _first = Node::start(
+        speil(),
+        &first[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let second = flags(2);
+    let (code, err) = run_speil(&second.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("--router-addr {router}")) && err.contains("in use"),
+        "{err}"
+    );
+}
+
+/// `speil run` with its defaults on a machine whose containerd is not running: the endpoints
+/// answer at once and say what is wrong, and the log says what to do.
+#[tokio::test]
+async fn containerd_down_is_reported_from_the_first_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("containerd.sock");
+    let started = Instant::now();
+    let node = Node::start(
+        speil(),
+        &[
+            "--containerd-sock",
+            socket.to_str().unwrap(),
+            "--containerd-config",
+            tmp.path().join("config.toml").to_str().unwrap(),
+            "--containerd-registry-config-path",
+            tmp.path().join("certs.d").to_str().unwrap(),
+            "--registry-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--router-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let readyz = format!("{}/readyz", node.url());
+    test_support::eventually(Duration::from_secs(2), "readyz 200", || async {
+        (get(&readyz).await.status == 200).then_some(())
+    })
+    .await;
+    let status = test_support::metrics::status(node.metrics).await;
+    let error = status["store"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("does not answer") && error.contains("containerd.sock"),
+        "{status}"
+    );
+
+    let out = Command::new(speil())
+        .args(["status", "--addr", &format!("http://{}", node.metrics)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("fail  store")), "{text}");
+    assert!(text.contains("containerd does not answer at"), "{text}");
+
+    let warns = node.lines_at("WARN");
+    assert!(
+        warns
+            .iter()
+            .any(|l| l.contains("start containerd") && l.contains("--oci-dir")),
+        "{warns:#?}"
+    );
+    assert!(
+        !warns.iter().any(|l| l.contains("last listed")),
+        "{warns:#?}"
     );
 }
 
@@ -255,52 +359,4 @@ fn version_prints_the_version() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("speil {}", env!("CARGO_PKG_VERSION"))
     );
-}
-
-#[tokio::test]
-async fn two_demo_nodes_share_the_sample_as_the_readme_shows() {
-    let block = test_support::net::Block::random();
-    let work = tempfile::tempdir().unwrap();
-    let node = |n: u8, extra: &[&str]| {
-        let ip = block.ip(n);
-        let mut cmd = Command::new(speil());
-        cmd.args(["demo", "--log-format", "json"])
-            .arg("--dir")
-            .arg(work.path().join(format!("node{n}")))
-            .arg("--registry-addr")
-            .arg(format!("{ip}:5000"))
-            .arg("--metrics-addr")
-            .arg(format!("{ip}:9090"))
-            .arg("--router-addr")
-            .arg(format!("{ip}:5001"))
-            .args(extra);
-        Node::start_command(cmd)
-    };
-    let first = node(1, &[]);
-    let peers = format!("/ip4/{}/tcp/5001", block.ip(1));
-    let second = node(
-        2,
-        &[
-            "--no-sample",
-            "--bootstrap-kind",
-            "static",
-            "--static-bootstrap-peers",
-            &peers,
-        ],
-    );
-    let url = format!(
-        "{}/v2/speil/hello/manifests/1.0?ns=example.com",
-        second.url()
-    );
-    let r = test_support::eventually(
-        Duration::from_secs(20),
-        "the sample through the second node",
-        || async {
-            let r = get(&url).await;
-            (r.status == 200).then_some(r)
-        },
-    )
-    .await;
-    assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 2);
-    drop(first);
 }

@@ -5,5 +5,7 @@ mod bootstrap;
 mod cli;
 mod cluster;
 mod containerd;
+mod health;
 mod mirror;
+mod readme;
 mod status;
