@@ -2,9 +2,10 @@
 # The P2P benchmark: 50 nodes on their own loopback IPs (127.77.0.1-50, same ports, like pods)
 # started together with DNS bootstrap through dnsmasq; time until every node is `connected`
 # after the last one started; lookup latency of keys held by one node, from the others; resident
-# memory of an idle node.
+# memory and CPU of an idle node.
 #
-#   bench/p2p.sh        (as root, to install dnsmasq-base)
+#   bench/p2p.sh                      (as root, to install dnsmasq-base)
+#   PING_INTERVAL=1h bench/p2p.sh     (the same without liveness checks, to compare their cost)
 source "$(dirname "$0")/lib.sh"
 
 need dnsmasq dnsmasq-base
@@ -16,6 +17,11 @@ SERVER_CPU=()
 
 NODES=${NODES:-50}
 LOOKUPS=${LOOKUPS:-400}
+# How often nodes ping their peers (--peer-ping-interval); 1h measures a node without liveness
+# checks, to compare their cost.
+PING_INTERVAL=${PING_INTERVAL:-5s}
+# How long idle CPU is measured.
+IDLE_WINDOW=${IDLE_WINDOW:-30}
 NET=127.77.0
 NAME=speil-bench.test
 
@@ -47,7 +53,7 @@ for i in $(seq 1 "$NODES"); do
     start "$SCRATCH/node-$i.log" "$SPEIL" run --oci-dir "$SCRATCH/layouts/$i" \
         --registry-addr "$NET.$i:5000" --metrics-addr "$NET.$i:9090" --router-addr "$NET.$i:5001" \
         --bootstrap-kind dns --dns-bootstrap-domain "$NAME" --dns-bootstrap-nameserver "$NET.253:53" \
-        --log-level warn
+        --peer-ping-interval "$PING_INTERVAL" --log-level warn
     NODE_PIDS[i]=$STARTED
 done
 LAST_START=$(date +%s.%N)
@@ -60,7 +66,7 @@ net, nodes, last_start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 def state(i):
     try:
         with urllib.request.urlopen(f"http://{net}.{i}:9090/status", timeout=1) as r:
-            return json.load(r)["p2p"]["state"]
+            return json.load(r)["bootstrap"]["state"]
     except Exception:
         return None
 pending, done_at = set(range(1, nodes + 1)), {}
@@ -120,7 +126,16 @@ print(f"{pct(0.50):.2f} {pct(0.99):.2f} {found}")
 PY
 )
 
+# Idle CPU: every node's user + system time over a quiet window, in ms per second.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 sleep 2
+declare -a TICKS
+for i in $(seq 1 "$NODES"); do TICKS[i]=$(cpu_ticks "${NODE_PIDS[i]}"); done
+sleep "$IDLE_WINDOW"
+HZ=$(getconf CLK_TCK)
+IDLE_CPU=$(for i in $(seq 1 "$NODES"); do
+    echo $(( $(cpu_ticks "${NODE_PIDS[i]}") - TICKS[i] ))
+done | awk -v hz="$HZ" -v w="$IDLE_WINDOW" '{ s += $1 } END { printf "%.2f", s * 1000 / hz / w / NR }')
 RSS_ALL=$(for i in $(seq 1 "$NODES"); do echo "$(rss_kib "${NODE_PIDS[i]}") $i"; done | sort -n)
 MEDIAN_IDLE=$(awk '{print $1}' <<<"$RSS_ALL" | median)
 MAX_IDLE=$(tail -1 <<<"$RSS_ALL" | awk '{print $1}')
@@ -140,4 +155,6 @@ printf '%-44s %12s %10s %s\n' "lookup to first provider p99, ms" "$P99" "<= 20" 
 printf '%-44s %12s %10s %s\n' "lookups that found node 1" "$FOUND/$LOOKUPS" "all" ""
 printf '%-44s %12s %10s %s\n' "RSS of an idle node, MiB (median of $NODES)" "$(mib "$MEDIAN_IDLE")" "<= 20" "$(verdict "$(mib "$MEDIAN_IDLE")" 20 "<=")"
 printf '%-44s %12s %10s %s\n' "RSS of an idle node, MiB (largest of $NODES)" "$(mib "$MAX_IDLE")" "<= 20" "$(verdict "$(mib "$MAX_IDLE")" 20 "<=")"
+printf '%-44s %12s %10s %s\n' "idle CPU per node, ms/s (mean of $NODES)" "$IDLE_CPU" "" ""
 printf '%-44s %12s %10s %s\n' "self dials, all nodes" "$SELF_DIALS" "0" ""
+echo "(peer ping interval $PING_INTERVAL, idle window ${IDLE_WINDOW} s)"

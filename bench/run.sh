@@ -6,3 +6,4 @@ cd "$(dirname "$0")"
 ./p2p.sh
 ./mirror.sh
 ./containerd.sh
+./health.sh

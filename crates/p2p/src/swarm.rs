@@ -620,6 +620,10 @@ impl EventLoop {
         self.metrics.libp2p.record(&event);
         match event.result {
             Ok(rtt) => self.metrics.rtt(rtt),
+            // A node of an older Speil without ping (a rolling upgrade): nothing to check.
+            Err(ping::Failure::Unsupported) => {
+                tracing::debug!(peer = %event.peer, "peer does not answer pings: an older version");
+            }
             Err(e) => {
                 tracing::debug!(peer = %event.peer, error = %e, "peer did not answer a ping; disconnecting");
                 self.liveness.failed(event.peer);

@@ -5,6 +5,7 @@
 //! A request Speil sends to a peer carries `X-Speil-Mirrored: true`; a node answers such a
 //! request from its own store only, so a request never travels more than one hop.
 
+mod load;
 mod peers;
 mod race;
 mod transfer;
@@ -99,6 +100,7 @@ pub(crate) struct Inner {
     client: Client<HttpConnector, Empty<Bytes>>,
     config: Config,
     peers: Peers,
+    load: load::Load,
     metrics: Metrics,
 }
 
@@ -136,6 +138,7 @@ impl Mirror {
                 client,
                 config,
                 peers,
+                load: load::Load::default(),
                 metrics,
             }),
         }
@@ -161,8 +164,13 @@ impl Mirror {
 
         let started = Instant::now();
         let mut found = inner.router.lookup(&key).await;
-        let ready =
-            race::first_usable(&inner.peers, &mut found, inner.config.resolve_timeout).await;
+        let ready = race::first_usable(
+            &inner.peers,
+            &inner.load,
+            &mut found,
+            inner.config.resolve_timeout,
+        )
+        .await;
         inner.metrics.resolved(started.elapsed());
         let Some(ready) = ready else {
             tracing::debug!(%key, "no peer provides this");
@@ -314,7 +322,6 @@ impl Inner {
                 return Err(Failure::BadResponse);
             };
             let started = Instant::now();
-            let _waiting = self.peers.asking(provider.peer);
             match tokio::time::timeout(HEADER_TIMEOUT, self.client.request(req)).await {
                 Ok(Ok(response)) => {
                     self.peers.observe(started.elapsed());

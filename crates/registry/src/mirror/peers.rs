@@ -21,8 +21,6 @@ const QUARANTINE_MAX: usize = 4096;
 pub(crate) struct Peers {
     quarantine_for: Duration,
     quarantined: Mutex<HashMap<PeerId, Instant>>,
-    /// Requests sent to each peer whose response headers have not arrived yet.
-    unanswered: Mutex<HashMap<PeerId, usize>>,
     timing: Mutex<Timing>,
 }
 
@@ -37,7 +35,6 @@ impl Peers {
         Peers {
             quarantine_for,
             quarantined: Mutex::new(HashMap::new()),
-            unanswered: Mutex::new(HashMap::new()),
             timing: Mutex::new(Timing {
                 samples: 0,
                 mean: 0.0,
@@ -61,24 +58,6 @@ impl Peers {
         q.get(peer).is_some_and(|until| *until > Instant::now())
     }
 
-    /// Counts a request to `peer` as unanswered until the returned guard is dropped (headers
-    /// arrived, the request failed, or it was cancelled).
-    pub(crate) fn asking(&self, peer: PeerId) -> Asking<'_> {
-        *self
-            .unanswered
-            .lock()
-            .expect("unanswered lock poisoned")
-            .entry(peer)
-            .or_default() += 1;
-        Asking { peers: self, peer }
-    }
-
-    /// Requests to `peer` waiting for their response headers now.
-    pub(crate) fn unanswered(&self, peer: &PeerId) -> usize {
-        let map = self.unanswered.lock().expect("unanswered lock poisoned");
-        map.get(peer).copied().unwrap_or(0)
-    }
-
     /// Records how long a peer took to send response headers.
     pub(crate) fn observe(&self, elapsed: Duration) {
         let mut t = self.timing.lock().expect("timing lock poisoned");
@@ -99,28 +78,6 @@ impl Peers {
             return INITIAL_HEDGE;
         }
         Duration::from_secs_f64(t.mean * 2.0).clamp(MIN_HEDGE, MAX_HEDGE)
-    }
-}
-
-/// A request waiting for a peer's response headers; see [`Peers::asking`].
-pub(crate) struct Asking<'a> {
-    peers: &'a Peers,
-    peer: PeerId,
-}
-
-impl Drop for Asking<'_> {
-    fn drop(&mut self) {
-        let mut map = self
-            .peers
-            .unanswered
-            .lock()
-            .expect("unanswered lock poisoned");
-        if let Some(n) = map.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.peer);
-            }
-        }
     }
 }
 
@@ -153,20 +110,6 @@ mod tests {
         assert!(peers.is_quarantined(&p));
         std::thread::sleep(Duration::from_millis(40));
         assert!(!peers.is_quarantined(&p));
-    }
-
-    #[test]
-    fn unanswered_requests_are_counted_until_answered_or_dropped() {
-        let peers = Peers::new(Duration::from_secs(1));
-        let p = PeerId::random();
-        let a = peers.asking(p);
-        let b = peers.asking(p);
-        assert_eq!(peers.unanswered(&p), 2);
-        drop(a);
-        assert_eq!(peers.unanswered(&p), 1);
-        drop(b);
-        assert_eq!(peers.unanswered(&p), 0);
-        assert!(peers.unanswered.lock().unwrap().is_empty());
     }
 
     #[test]

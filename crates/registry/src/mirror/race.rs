@@ -1,6 +1,7 @@
-//! Choosing and racing providers: a request starts with the least busy provider at hand, asks
-//! the next after the hedge delay (or at once after a failure), and the first good answer wins.
-//! A provider asked before the winner and still silent is quarantined like a failed one.
+//! Choosing and racing providers: a request starts with the best provider at hand (see
+//! `load.rs`), asks the next after the hedge delay (or at once after a failure), and the first
+//! good answer wins. A provider asked before the winner and still silent is quarantined like a
+//! failed one.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
@@ -11,12 +12,18 @@ use futures::stream::FuturesUnordered;
 use p2p::{PeerId, Provider};
 use tokio::sync::mpsc;
 
+use super::load::{Asking, Load};
 use super::peers::Peers;
 use super::{Attempt, Failure, Inner};
+
+/// How long a request whose providers are all busy waits for the lookup to find another.
+const BUSY_WAIT: Duration = Duration::from_millis(10);
 
 /// The providers a request starts with.
 pub(super) struct Ready {
     first: Provider,
+    /// The first one's request, counted as under way from the moment it was chosen.
+    asking: Asking,
     queue: VecDeque<Provider>,
 }
 
@@ -35,20 +42,38 @@ impl Inner {
         F: Fn(Provider) -> Fut,
         Fut: Future<Output = Result<T, Failure>> + Send + 'static,
     {
-        let Ready { first, mut queue } = ready;
+        let Ready {
+            first,
+            asking,
+            mut queue,
+        } = ready;
         let mut seen: HashSet<PeerId> = queue.iter().map(|p| p.peer).collect();
         seen.insert(first.peer);
         let mut inflight: FuturesUnordered<Attempt<T>> = FuturesUnordered::new();
         // The providers asked and not yet answered, in the order they were asked.
         let mut waiting: Vec<Provider> = Vec::new();
+        // Each attempt holds its `Asking` until it ends, so other requests see the peer busy.
+        let start_counted = |p: Provider,
+                             asking: Asking,
+                             inflight: &mut FuturesUnordered<Attempt<T>>,
+                             waiting: &mut Vec<Provider>| {
+            let fut = attempt(p.clone());
+            waiting.push(p.clone());
+            inflight.push(Box::pin(async move {
+                let result = fut.await;
+                if result.is_ok() {
+                    asking.answered();
+                }
+                (p, result)
+            }));
+        };
         let start = |p: Provider,
                      inflight: &mut FuturesUnordered<Attempt<T>>,
                      waiting: &mut Vec<Provider>| {
-            let fut = attempt(p.clone());
-            waiting.push(p.clone());
-            inflight.push(Box::pin(async move { (p, fut.await) }));
+            let asking = self.load.asking(p.peer);
+            start_counted(p, asking, inflight, waiting);
         };
-        start(first, &mut inflight, &mut waiting);
+        start_counted(first, asking, &mut inflight, &mut waiting);
         let mut tried = 1;
         let mut lookup_open = true;
         let hedge = tokio::time::sleep(self.peers.hedge_delay());
@@ -140,6 +165,7 @@ async fn next_usable(peers: &Peers, found: &mut mpsc::Receiver<Provider>) -> Opt
 /// every other usable one that is already there, least busy first.
 pub(super) async fn first_usable(
     peers: &Peers,
+    load: &Load,
     found: &mut mpsc::Receiver<Provider>,
     timeout: Duration,
 ) -> Option<Ready> {
@@ -153,11 +179,27 @@ pub(super) async fn first_usable(
             all.push(p);
         }
     }
-    // A provider with requests still waiting for their headers is busy, or hung (a stopped
-    // process keeps accepting connections): the others go first, so a burst of requests does
-    // not dial a hung node once each before the first of them finds out.
-    all.sort_by_key(|p| peers.unanswered(&p.peer));
+    // Best first (see `Load::choose`). When the one chosen is busy, the lookup gets a moment to
+    // find another (providers arrive a millisecond or two apart), so a burst of requests does not
+    // pile onto one provider, or onto a hung one.
+    let (mut asking, busy) = load.choose(&mut all)?;
+    if busy {
+        let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+        while let Ok(Some(p)) = tokio::time::timeout_at(deadline, found.recv()).await {
+            if !peers.is_quarantined(&p.peer) && all.iter().all(|q| q.peer != p.peer) {
+                all.push(p);
+                drop(asking);
+                (asking, _) = load.choose(&mut all)?;
+                break;
+            }
+        }
+    }
+    tracing::debug!(first = %all[0].peer, providers = all.len(), busy, "chose a provider");
     let mut queue: VecDeque<Provider> = all.into();
     let first = queue.pop_front()?;
-    Some(Ready { first, queue })
+    Some(Ready {
+        first,
+        asking,
+        queue,
+    })
 }
