@@ -6,6 +6,7 @@
 #
 #   bench/p2p.sh                      (as root, to install dnsmasq-base)
 #   PING_INTERVAL=1h bench/p2p.sh     (the same without liveness checks, to compare their cost)
+#   SPEIL_BIN=/other/speil PING_INTERVAL= bench/p2p.sh   (another build, e.g. before a change)
 source "$(dirname "$0")/lib.sh"
 
 need dnsmasq dnsmasq-base
@@ -18,8 +19,10 @@ SERVER_CPU=()
 NODES=${NODES:-50}
 LOOKUPS=${LOOKUPS:-400}
 # How often nodes ping their peers (--peer-ping-interval); 1h measures a node without liveness
-# checks, to compare their cost.
-PING_INTERVAL=${PING_INTERVAL:-5s}
+# checks, to compare their cost; empty passes no flag (a build from before the flag existed).
+PING_INTERVAL=${PING_INTERVAL-5s}
+# Another build to measure, e.g. one from before a change (its own flags must fit).
+SPEIL_BIN=${SPEIL_BIN:-}
 # How long idle CPU is measured.
 IDLE_WINDOW=${IDLE_WINDOW:-30}
 NET=127.77.0
@@ -27,8 +30,10 @@ NAME=speil-bench.test
 
 echo "==> building speil (release)"
 cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-SPEIL="$ROOT/target/release/speil"
+SPEIL=${SPEIL_BIN:-$ROOT/target/release/speil}
 GEN="$ROOT/target/release/gen-layout"
+PING_FLAGS=()
+[[ -n $PING_INTERVAL ]] && PING_FLAGS=(--peer-ping-interval "$PING_INTERVAL")
 
 # Node 1 holds an image of 200 small layers: 200 distinct keys to look up, so every lookup is a
 # fresh DHT query rather than a cached answer.
@@ -53,7 +58,7 @@ for i in $(seq 1 "$NODES"); do
     start "$SCRATCH/node-$i.log" "$SPEIL" run --oci-dir "$SCRATCH/layouts/$i" \
         --registry-addr "$NET.$i:5000" --metrics-addr "$NET.$i:9090" --router-addr "$NET.$i:5001" \
         --bootstrap-kind dns --dns-bootstrap-domain "$NAME" --dns-bootstrap-nameserver "$NET.253:53" \
-        --peer-ping-interval "$PING_INTERVAL" --log-level warn
+        "${PING_FLAGS[@]}" --log-level warn
     NODE_PIDS[i]=$STARTED
 done
 LAST_START=$(date +%s.%N)
@@ -157,4 +162,4 @@ printf '%-44s %12s %10s %s\n' "RSS of an idle node, MiB (median of $NODES)" "$(m
 printf '%-44s %12s %10s %s\n' "RSS of an idle node, MiB (largest of $NODES)" "$(mib "$MAX_IDLE")" "<= 20" "$(verdict "$(mib "$MAX_IDLE")" 20 "<=")"
 printf '%-44s %12s %10s %s\n' "idle CPU per node, ms/s (mean of $NODES)" "$IDLE_CPU" "" ""
 printf '%-44s %12s %10s %s\n' "self dials, all nodes" "$SELF_DIALS" "0" ""
-echo "(peer ping interval $PING_INTERVAL, idle window ${IDLE_WINDOW} s)"
+echo "($SPEIL, peer ping interval ${PING_INTERVAL:-none}, idle window ${IDLE_WINDOW} s)"

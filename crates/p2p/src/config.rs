@@ -31,8 +31,8 @@ pub struct Config {
     pub http_bootstrap_addr: Option<SocketAddr>,
     /// How often every connected peer is pinged.
     pub ping_interval: Duration,
-    /// How long a ping may go unanswered before the peer is disconnected and dropped from the
-    /// routing table.
+    /// How long a ping may go unanswered; libp2p forgives the first failure, so two in a row
+    /// disconnect the peer and drop it from the routing table.
     pub ping_timeout: Duration,
     /// How long a peer that stopped answering (failed ping, failed dial, broken connection) is
     /// left out of lookup results while it is not connected.
@@ -53,7 +53,7 @@ impl Config {
             error_after: Duration::from_secs(120),
             http_bootstrap_addr: None,
             ping_interval: Duration::from_secs(5),
-            ping_timeout: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(5),
             peer_down_for: Duration::from_secs(30),
         }
     }

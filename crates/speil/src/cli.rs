@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+#[cfg(test)]
+mod tests;
+mod values;
+
+use values::{
+    duration, http_base_url, http_url, log_filter, multiaddr, oci_dir, registry_url, socket_addr,
+    status_url,
+};
+
 /// Speil: a stateless, cluster-local, peer-to-peer OCI registry mirror.
 ///
 /// Every flag can also be set from the environment as SPEIL_<FLAG>, for example
@@ -245,9 +254,10 @@ pub(crate) struct P2pArgs {
     #[arg(long, env = "SPEIL_PEER_PING_INTERVAL", default_value = "5s", value_parser = duration)]
     pub(crate) peer_ping_interval: Duration,
 
-    /// How long a ping may go unanswered before the peer is disconnected and dropped from the
-    /// routing table (a hung or partitioned node); a peer whose process died is noticed at once.
-    #[arg(long, env = "SPEIL_PEER_PING_TIMEOUT", default_value = "10s", value_parser = duration)]
+    /// How long a ping may go unanswered. Two unanswered in a row disconnect the peer and drop
+    /// it from the routing table (a hung or partitioned node): after about 2 x (interval +
+    /// timeout). A peer whose process died is noticed at once, when its connection closes.
+    #[arg(long, env = "SPEIL_PEER_PING_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub(crate) peer_ping_timeout: Duration,
 }
 
@@ -424,286 +434,4 @@ pub(crate) enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// A duration such as `500ms`, `2s` or `5m`.
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{e} (expected a duration such as 500ms, 2s or 5m)"))
-}
-
-/// A registry as a URL (`https://docker.io`) or a host (`docker.io`, `localhost:5000`).
-fn registry_url(s: &str) -> Result<oci::Registry, String> {
-    let host = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = host.trim_end_matches('/');
-    let host = if host == "registry-1.docker.io" || host == "index.docker.io" {
-        "docker.io"
-    } else {
-        host
-    };
-    host.parse()
-        .map_err(|e| format!("{e} (expected a registry URL such as https://docker.io)"))
-}
-
-/// An http:// base URL such as `http://127.0.0.1:5000`.
-fn http_base_url(s: &str) -> Result<String, String> {
-    match s.parse::<axum::http::Uri>() {
-        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
-            Ok(s.trim_end_matches('/').to_owned())
-        }
-        _ => Err("expected a URL such as http://127.0.0.1:5000".into()),
-    }
-}
-
-/// An http:// URL without a path beyond `/`, such as `http://10.0.0.5:9090`.
-fn status_url(s: &str) -> Result<String, String> {
-    let expected = "expected the node's metrics address as a URL, such as http://127.0.0.1:9090";
-    match s.parse::<axum::http::Uri>() {
-        Ok(u)
-            if u.scheme_str() == Some("http")
-                && u.host().is_some()
-                && matches!(u.path(), "" | "/")
-                && u.query().is_none() =>
-        {
-            Ok(s.trim_end_matches('/').to_owned())
-        }
-        Ok(u) if u.scheme_str() == Some("https") => Err(format!(
-            "{expected} (the metrics address serves plain http)"
-        )),
-        Ok(u) if u.host().is_some() && !matches!(u.path(), "" | "/") => Err(format!(
-            "{expected}, without a path: leave out '{}'",
-            u.path()
-        )),
-        _ => Err(expected.to_owned()),
-    }
-}
-
-fn http_url(s: &str) -> Result<String, String> {
-    match s.parse::<axum::http::Uri>() {
-        Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => Ok(s.to_owned()),
-        _ => Err("expected an http:// URL such as http://speil-bootstrap:5002/id".into()),
-    }
-}
-
-fn multiaddr(s: &str) -> Result<p2p::Multiaddr, String> {
-    let addr: p2p::Multiaddr = s
-        .parse()
-        .map_err(|e| format!("{e} (expected a multiaddr such as /ip4/10.0.0.2/tcp/5001)"))?;
-    if p2p::bootstrap::socket_addr(&addr).is_none() {
-        return Err(
-            "expected /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port>, optionally with /p2p/<id>"
-                .into(),
-        );
-    }
-    Ok(addr)
-}
-
-/// The levels a filter directive may name.
-const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-
-/// A log level, or comma-separated directives: each one a level or `target=level`. tracing's
-/// own syntax also takes a bare word as a target at every level, so a mistyped level (`debgu`)
-/// would silence every other line; here a bare word must be a level.
-fn log_filter(s: &str) -> Result<String, String> {
-    let expected =
-        "expected error, warn, info, debug or trace, or directives such as info,registry=debug";
-    for directive in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
-        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
-            return Err(format!(
-                "'{level}' in '{directive}' is not a log level ({expected})"
-            ));
-        }
-    }
-    tracing_subscriber::EnvFilter::builder()
-        .parse(s)
-        .map(|_| s.to_owned())
-        .map_err(|e| format!("{e} ({expected})"))
-}
-
-/// An `IP:PORT` address. Host names are refused: a node binds and advertises addresses.
-fn socket_addr(s: &str) -> Result<std::net::SocketAddr, String> {
-    s.parse().map_err(|_| {
-        let hint = if s.contains(':') && !s.starts_with('[') && s.matches(':').count() == 1 {
-            " (a host name is not accepted: give an IP address)"
-        } else {
-            ""
-        };
-        format!("expected IP:PORT such as 0.0.0.0:5000 or [::]:5000{hint}")
-    })
-}
-
-/// An OCI image-layout directory that exists and has its `oci-layout` file.
-fn oci_dir(s: &str) -> Result<PathBuf, String> {
-    let dir = PathBuf::from(s);
-    let layout = "an OCI image layout: a directory with oci-layout, index.json and blobs/, as `skopeo copy docker://… oci:DIR:…` writes";
-    match std::fs::metadata(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!("no such directory (expected {layout})"))
-        }
-        Err(e) => Err(format!("cannot read it: {e}")),
-        Ok(m) if !m.is_dir() => Err(format!("not a directory (expected {layout})")),
-        Ok(_) if !dir.join("oci-layout").is_file() => Err(format!(
-            "the directory has no oci-layout file (expected {layout})"
-        )),
-        Ok(_) => Ok(dir),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory as _;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn bad_values_name_their_flag() {
-        for (flag, value) in [
-            ("--registry-addr", "nowhere"),
-            ("--metrics-addr", "1.2.3.4"),
-            ("--log-format", "xml"),
-            ("--store-poll-interval", "soon"),
-            ("--log-level", "info,=x=y"),
-            ("--router-addr", "5001"),
-            ("--static-bootstrap-peers", "10.0.0.1:5001"),
-            ("--http-bootstrap-url", "speil:5002/id"),
-            ("--bootstrap-kind", "mdns"),
-            ("--bootstrap-error-after", "later"),
-            ("--mirrored-registries", "https://exa mple.com"),
-            ("--mirror-resolve-retries", "0"),
-            ("--resolve-tags", "maybe"),
-            ("--mirror-resolve-timeout", "fast"),
-        ] {
-            let err = Cli::try_parse_from(["speil", "run", flag, value]).unwrap_err();
-            assert!(err.to_string().contains(flag), "{flag}: {err}");
-        }
-    }
-
-    /// One rule for every flag of every subcommand: `--some-flag` reads `SPEIL_SOME_FLAG`, and
-    /// `--help` shows the name (clap prints `[env: …]` beside each flag).
-    #[test]
-    fn every_flag_reads_speil_and_its_name() {
-        let cli = Cli::command();
-        let mut checked = 0;
-        for sub in cli.get_subcommands() {
-            for arg in sub.get_arguments() {
-                let Some(long) = arg.get_long() else { continue };
-                if matches!(long, "help" | "version") {
-                    continue;
-                }
-                let want = format!("SPEIL_{}", long.to_uppercase().replace('-', "_"));
-                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-                assert_eq!(
-                    env.as_deref(),
-                    Some(want.as_str()),
-                    "speil {} --{long}",
-                    sub.get_name()
-                );
-                checked += 1;
-            }
-        }
-        assert!(checked > 40, "only {checked} flags seen");
-    }
-
-    #[test]
-    fn a_mistyped_log_level_is_refused() {
-        for bad in [
-            "debgu",
-            "inf",
-            "info,registry=verbose",
-            "registry",
-            "info,libp2p",
-        ] {
-            let err = Cli::try_parse_from(["speil", "run", "--log-level", bad]).unwrap_err();
-            let text = err.to_string();
-            assert!(
-                text.contains("--log-level") && text.contains("not a log level"),
-                "{bad}: {text}"
-            );
-            assert_eq!(err.exit_code(), 2);
-        }
-        for good in [
-            "debug",
-            "WARN",
-            "info,registry=debug",
-            "warn,libp2p_kad=trace,p2p=debug",
-        ] {
-            Cli::try_parse_from(["speil", "run", "--log-level", good]).unwrap();
-        }
-    }
-
-    #[test]
-    fn addresses_say_what_form_is_expected() {
-        let err =
-            Cli::try_parse_from(["speil", "run", "--registry-addr", "localhost:5000"]).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("--registry-addr")
-                && text.contains("IP:PORT")
-                && text.contains("host name"),
-            "{text}"
-        );
-        let err =
-            Cli::try_parse_from(["speil", "status", "--addr", "http://127.0.0.1:9090/status"])
-                .unwrap_err();
-        assert!(err.to_string().contains("leave out '/status'"), "{err}");
-    }
-
-    #[test]
-    fn oci_dir_must_be_a_layout() {
-        let missing =
-            Cli::try_parse_from(["speil", "run", "--oci-dir", "/nonexistent"]).unwrap_err();
-        let text = missing.to_string();
-        assert!(
-            text.contains("--oci-dir") && text.contains("no such directory"),
-            "{text}"
-        );
-        assert_eq!(text.matches("/nonexistent").count(), 1, "{text}");
-        let empty = tempfile::tempdir().unwrap();
-        let dir = empty.path().to_str().unwrap();
-        let err = Cli::try_parse_from(["speil", "run", "--oci-dir", dir]).unwrap_err();
-        assert!(err.to_string().contains("no oci-layout file"), "{err}");
-    }
-
-    #[test]
-    fn status_wants_the_metrics_address_as_a_url() {
-        for bad in [
-            "127.0.0.1:9090",
-            "https://node:9090",
-            "http://node:9090/status",
-            "nowhere",
-        ] {
-            let err = Cli::try_parse_from(["speil", "status", "--addr", bad]).unwrap_err();
-            let text = err.to_string();
-            assert!(
-                text.contains("--addr") && text.contains("http://127.0.0.1:9090"),
-                "{bad}: {text}"
-            );
-        }
-        let ok =
-            Cli::try_parse_from(["speil", "status", "--addr", "http://10.0.0.5:9090/"]).unwrap();
-        let Command::Status(args) = ok.command else {
-            panic!("not status")
-        };
-        assert_eq!(args.addr, "http://10.0.0.5:9090");
-    }
-
-    #[test]
-    fn a_bootstrap_kind_requires_its_source() {
-        for (kind, flag) in [
-            ("dns", "--dns-bootstrap-domain"),
-            ("http", "--http-bootstrap-url"),
-            ("static", "--static-bootstrap-peers"),
-        ] {
-            let err = Cli::try_parse_from(["speil", "run", "--bootstrap-kind", kind]).unwrap_err();
-            assert!(err.to_string().contains(flag), "{kind}: {err}");
-        }
-    }
 }

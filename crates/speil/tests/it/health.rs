@@ -19,13 +19,6 @@ use crate::cluster::{
     state_of, wait_provider, wait_state,
 };
 
-/// Fast liveness checks, so that a hung peer is noticed within the test's patience.
-fn ping_flags() -> Vec<String> {
-    ["--peer-ping-interval", "1s", "--peer-ping-timeout", "3s"]
-        .map(String::from)
-        .to_vec()
-}
-
 /// `speil status` of `node`: exit code and stdout.
 fn status_of(node: &Node) -> (i32, String) {
     let out = Command::new(speil())
@@ -48,7 +41,7 @@ async fn a_node_whose_peers_were_killed_says_isolated_and_recovers() {
     let Some(dns) = dns_for(block, 3) else { return };
     let dirs = [empty_layout(), empty_layout(), empty_layout()];
     let paths: Vec<&std::path::Path> = dirs.iter().map(|d| d.path()).collect();
-    let mut nodes = cluster(block, &dns, &paths, &ping_flags()).await;
+    let mut nodes = cluster(block, &dns, &paths, &[]).await;
     let survivor = nodes.remove(0);
     let killed: Vec<String> = nodes.iter().map(|n| n.peer_id.clone()).collect();
     for n in &nodes {
@@ -89,10 +82,11 @@ async fn a_node_whose_peers_hang_says_isolated_and_recovers() {
     let Some(dns) = dns_for(block, 3) else { return };
     let dirs = [empty_layout(), empty_layout(), empty_layout()];
     let paths: Vec<&std::path::Path> = dirs.iter().map(|d| d.path()).collect();
-    let nodes = cluster(block, &dns, &paths, &ping_flags()).await;
+    let nodes = cluster(block, &dns, &paths, &[]).await;
     for n in &nodes[1..] {
         n.guard.signal(Sig::SIGSTOP);
     }
+    // With the default pings (every 5 s, two unanswered for 5 s each): about 22 s.
     wait_state(&nodes[0], "isolated", Duration::from_secs(30)).await;
     assert_eq!(readyz(&nodes[0]).await, 503);
     for n in &nodes[1..] {

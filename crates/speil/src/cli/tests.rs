@@ -1,0 +1,148 @@
+//! The command line's own tests: its shape, the env rule, and the refusals of bad values.
+
+use super::*;
+use clap::CommandFactory as _;
+
+#[test]
+fn cli_is_well_formed() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn bad_values_name_their_flag() {
+    for (flag, value) in [
+        ("--registry-addr", "nowhere"),
+        ("--metrics-addr", "1.2.3.4"),
+        ("--log-format", "xml"),
+        ("--store-poll-interval", "soon"),
+        ("--log-level", "info,=x=y"),
+        ("--router-addr", "5001"),
+        ("--static-bootstrap-peers", "10.0.0.1:5001"),
+        ("--http-bootstrap-url", "speil:5002/id"),
+        ("--bootstrap-kind", "mdns"),
+        ("--bootstrap-error-after", "later"),
+        ("--mirrored-registries", "https://exa mple.com"),
+        ("--mirror-resolve-retries", "0"),
+        ("--resolve-tags", "maybe"),
+        ("--mirror-resolve-timeout", "fast"),
+    ] {
+        let err = Cli::try_parse_from(["speil", "run", flag, value]).unwrap_err();
+        assert!(err.to_string().contains(flag), "{flag}: {err}");
+    }
+}
+
+/// One rule for every flag of every subcommand: `--some-flag` reads `SPEIL_SOME_FLAG`, and
+/// `--help` shows the name (clap prints `[env: …]` beside each flag).
+#[test]
+fn every_flag_reads_speil_and_its_name() {
+    let cli = Cli::command();
+    let mut checked = 0;
+    for sub in cli.get_subcommands() {
+        for arg in sub.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let want = format!("SPEIL_{}", long.to_uppercase().replace('-', "_"));
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(
+                env.as_deref(),
+                Some(want.as_str()),
+                "speil {} --{long}",
+                sub.get_name()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} flags seen");
+}
+
+#[test]
+fn a_mistyped_log_level_is_refused() {
+    for bad in [
+        "debgu",
+        "inf",
+        "info,registry=verbose",
+        "registry",
+        "info,libp2p",
+    ] {
+        let err = Cli::try_parse_from(["speil", "run", "--log-level", bad]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("--log-level") && text.contains("not a log level"),
+            "{bad}: {text}"
+        );
+        assert_eq!(err.exit_code(), 2);
+    }
+    for good in [
+        "debug",
+        "WARN",
+        "info,registry=debug",
+        "warn,libp2p_kad=trace,p2p=debug",
+    ] {
+        Cli::try_parse_from(["speil", "run", "--log-level", good]).unwrap();
+    }
+}
+
+#[test]
+fn addresses_say_what_form_is_expected() {
+    let err =
+        Cli::try_parse_from(["speil", "run", "--registry-addr", "localhost:5000"]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("--registry-addr") && text.contains("IP:PORT") && text.contains("host name"),
+        "{text}"
+    );
+    let err = Cli::try_parse_from(["speil", "status", "--addr", "http://127.0.0.1:9090/status"])
+        .unwrap_err();
+    assert!(err.to_string().contains("leave out '/status'"), "{err}");
+}
+
+#[test]
+fn oci_dir_must_be_a_layout() {
+    let missing = Cli::try_parse_from(["speil", "run", "--oci-dir", "/nonexistent"]).unwrap_err();
+    let text = missing.to_string();
+    assert!(
+        text.contains("--oci-dir") && text.contains("no such directory"),
+        "{text}"
+    );
+    assert_eq!(text.matches("/nonexistent").count(), 1, "{text}");
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let err = Cli::try_parse_from(["speil", "run", "--oci-dir", dir]).unwrap_err();
+    assert!(err.to_string().contains("no oci-layout file"), "{err}");
+}
+
+#[test]
+fn status_wants_the_metrics_address_as_a_url() {
+    for bad in [
+        "127.0.0.1:9090",
+        "https://node:9090",
+        "http://node:9090/status",
+        "nowhere",
+    ] {
+        let err = Cli::try_parse_from(["speil", "status", "--addr", bad]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("--addr") && text.contains("http://127.0.0.1:9090"),
+            "{bad}: {text}"
+        );
+    }
+    let ok = Cli::try_parse_from(["speil", "status", "--addr", "http://10.0.0.5:9090/"]).unwrap();
+    let Command::Status(args) = ok.command else {
+        panic!("not status")
+    };
+    assert_eq!(args.addr, "http://10.0.0.5:9090");
+}
+
+#[test]
+fn a_bootstrap_kind_requires_its_source() {
+    for (kind, flag) in [
+        ("dns", "--dns-bootstrap-domain"),
+        ("http", "--http-bootstrap-url"),
+        ("static", "--static-bootstrap-peers"),
+    ] {
+        let err = Cli::try_parse_from(["speil", "run", "--bootstrap-kind", kind]).unwrap_err();
+        assert!(err.to_string().contains(flag), "{kind}: {err}");
+    }
+}
