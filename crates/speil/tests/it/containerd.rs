@@ -138,8 +138,8 @@ async fn a_node_serves_what_containerd_holds_and_follows_it() {
 }
 
 async fn cri_pull(socket: &Path, image: &str) -> Result<String, tonic::Status> {
-    use k8s_cri::v1::image_service_client::ImageServiceClient;
-    use k8s_cri::v1::{ImageSpec, PullImageRequest};
+    use containerd_api::cri::v1::image_service_client::ImageServiceClient;
+    use containerd_api::cri::v1::{ImageSpec, PullImageRequest};
     let socket = socket.to_owned();
     let channel = tonic::transport::Endpoint::try_from("http://[::]")
         .unwrap()
