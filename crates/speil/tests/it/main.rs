@@ -5,5 +5,6 @@ mod bootstrap;
 mod cli;
 mod cluster;
 mod containerd;
+mod image;
 mod mirror;
 mod status;
