@@ -98,16 +98,20 @@ fn mount(src: &Path, dst: &str, mode: &str) -> String {
     )
 }
 
-/// `ctr run --rm --net-host` of the image as container `id` with `mounts`, running `args`;
-/// its output, which must be a success.
-fn run_once(containerd: &Containerd, id: &'static str, mounts: &[String], args: &[&str]) -> String {
+/// `ctr run --rm --net-host` of the image as container `id` with `mounts`, running `args`.
+fn run_once(containerd: &Containerd, id: &'static str, mounts: &[String], args: &[&str]) -> Output {
     let _container = Container { containerd, id };
     let mut cmd = containerd.ctr_command();
     cmd.args(["run", "--rm", "--net-host"]);
     for m in mounts {
         cmd.arg("--mount").arg(m);
     }
-    let out = cmd.args([TAG, id, BINARY]).args(args).output().unwrap();
+    cmd.args([TAG, id, BINARY]).args(args).output().unwrap()
+}
+
+/// [`run_once`], which must succeed; its standard output.
+fn run_ok(containerd: &Containerd, id: &'static str, mounts: &[String], args: &[&str]) -> String {
+    let out = run_once(containerd, id, mounts, args);
     assert!(out.status.success(), "{id}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -144,7 +148,7 @@ async fn the_image_runs_as_a_node_under_containerd() {
     ctd.ctr(&["images", "import", archive.to_str().unwrap()]);
     let img = import(&ctd, 44);
 
-    let version = run_once(&ctd, "speil-version", &[], &["version"]);
+    let version = run_ok(&ctd, "speil-version", &[], &["version"]);
     assert_eq!(version.trim(), concat!("speil ", env!("CARGO_PKG_VERSION")));
 
     // `speil run` in the image, mounted as a DaemonSet mounts it: containerd's socket, content
@@ -202,7 +206,7 @@ async fn the_image_runs_as_a_node_under_containerd() {
     assert_eq!(blobs_in(&dest), sorted(img.digests.clone()));
 
     // `speil configure` from the image writes the host file containerd reads.
-    run_once(
+    run_ok(
         &ctd,
         "speil-configure",
         &[mount(&certs, certs_str, "rw")],
@@ -221,6 +225,49 @@ async fn the_image_runs_as_a_node_under_containerd() {
 
     let loud: Vec<String> = [node.lines_at("WARN"), node.lines_at("ERROR")].concat();
     assert!(loud.is_empty(), "{loud:?}");
+
+    // Started without containerd's socket mounted, a node runs anyway and names the socket it
+    // cannot reach, in its log and in `speil status` (run from the image too); nothing panics.
+    let socket = "/run/containerd/containerd.sock";
+    let _bare_container = Container {
+        containerd: &ctd,
+        id: "speil-bare",
+    };
+    let mut cmd = ctd.ctr_command();
+    cmd.args([
+        "run",
+        "--rm",
+        "--net-host",
+        TAG,
+        "speil-bare",
+        BINARY,
+        "run",
+    ])
+    .arg("--registry-addr")
+    .arg(block.addr(2, REGISTRY_PORT).to_string())
+    .arg("--metrics-addr")
+    .arg(block.addr(2, METRICS_PORT).to_string())
+    .arg("--router-addr")
+    .arg(block.addr(2, ROUTER_PORT).to_string())
+    .args(["--log-format", "json"]);
+    let bare = Node::start_command(cmd);
+    let warns = bare.lines_at("WARN");
+    assert!(
+        warns
+            .iter()
+            .any(|l| l.contains("containerd unreachable") && l.contains(socket)),
+        "{warns:?}"
+    );
+    let status = run_once(
+        &ctd,
+        "speil-status",
+        &[],
+        &["status", "--addr", &format!("http://{}", bare.metrics)],
+    );
+    assert_eq!(status.status.code(), Some(2), "{}", text(&status));
+    assert!(text(&status).contains(socket), "{}", text(&status));
+    assert!(!text(&status).contains("panicked"), "{}", text(&status));
+    assert!(bare.lines_at("ERROR").is_empty());
 }
 
 /// `scripts/image.sh` with `args` and `PATH`; its exit code and output.
