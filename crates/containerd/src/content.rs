@@ -611,3 +611,22 @@ impl ContentStore for Containerd {
         store::events::watch(&self.inner.events, move || store.snapshot().images.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_grpc_cannot_carry_is_refused_at_start_naming_it() {
+        let config = Config {
+            socket: PathBuf::from("/nonexistent/containerd.sock"),
+            namespace: "k8s.io\nx".into(),
+            content_path: PathBuf::from("/nonexistent"),
+            reconcile_interval: Duration::from_secs(60),
+        };
+        let Err(e) = Containerd::start(config, CancellationToken::new()) else {
+            panic!("a namespace with a newline was accepted");
+        };
+        assert!(e.to_string().contains(r#""k8s.io\nx""#), "{e}");
+    }
+}
