@@ -145,6 +145,26 @@ async fn the_image_runs_as_a_node_under_containerd() {
     );
     let size = std::fs::metadata(&archive).unwrap().len();
     assert!(size < 25 << 20, "the image is {size} bytes");
+    let inspected = Command::new(&skopeo)
+        .args(["inspect", "--config"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    assert!(inspected.status.success(), "{}", text(&inspected));
+    let config: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let labels = &config["config"]["Labels"];
+    assert_eq!(
+        labels["org.opencontainers.image.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(labels["org.opencontainers.image.licenses"], "Apache-2.0");
+    assert!(
+        labels["org.opencontainers.image.source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("https://")),
+        "{labels}"
+    );
+    assert_eq!(config["config"]["Entrypoint"][0], BINARY);
     ctd.ctr(&["images", "import", archive.to_str().unwrap()]);
     let img = import(&ctd, 44);
 
