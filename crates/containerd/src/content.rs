@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use containerd_client::services::v1::content_client::ContentClient;
-use containerd_client::services::v1::events_client::EventsClient;
-use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::{
-    InfoRequest, ListImagesRequest, ReadContentRequest, SubscribeRequest,
-};
-use containerd_client::tonic::Request;
-use containerd_client::with_namespace;
+use containerd_api::containerd::services::content::v1::content_client::ContentClient;
+use containerd_api::containerd::services::content::v1::{InfoRequest, ReadContentRequest};
+use containerd_api::containerd::services::events::v1::SubscribeRequest;
+use containerd_api::containerd::services::events::v1::events_client::EventsClient;
+use containerd_api::containerd::services::images::v1::ListImagesRequest;
+use containerd_api::containerd::services::images::v1::images_client::ImagesClient;
+use containerd_api::containerd::services::version::v1::version_client::VersionClient;
+use containerd_api::containerd::types::Envelope;
+use containerd_api::namespaced;
 use futures::StreamExt as _;
 use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest};
 use oci::{Digest, ImageReference};
@@ -31,6 +32,7 @@ use store::walk;
 use store::{Content, ContentStore, Error, Event, Image, Info, Listing};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 /// Image events arriving within this window lead to one listing.
@@ -76,6 +78,8 @@ enum Reach {
 
 struct Inner {
     config: Config,
+    /// `config.namespace` as the gRPC metadata value each request carries.
+    namespace: AsciiMetadataValue,
     channel: Channel,
     snapshot: RwLock<Arc<Listing>>,
     events: broadcast::Sender<Event>,
@@ -89,6 +93,14 @@ impl Containerd {
     /// fatal. [`Containerd::wait_listed`] waits for the first listing.
     pub fn start(config: Config, shutdown: CancellationToken) -> Result<Containerd, Error> {
         let socket = config.socket.clone();
+        let namespace =
+            AsciiMetadataValue::try_from(config.namespace.as_str()).map_err(|_| Error::Io {
+                path: socket.clone(),
+                source: io::Error::other(format!(
+                    "containerd namespace {:?} is not a valid gRPC metadata value",
+                    config.namespace
+                )),
+            })?;
         let channel = Endpoint::try_from("http://[::]")
             .map_err(|e| Error::Io {
                 path: socket.clone(),
@@ -104,6 +116,7 @@ impl Containerd {
         let (events, _) = broadcast::channel(store::events::BUFFER);
         let inner = Arc::new(Inner {
             config,
+            namespace,
             channel,
             snapshot: RwLock::new(Arc::default()),
             events,
@@ -138,9 +151,7 @@ impl Containerd {
 
     /// containerd's version, such as `1.6.20~ds1` or `v2.1.0`; `None` while unreachable.
     pub async fn version(&self) -> Option<String> {
-        let mut client = containerd_client::services::v1::version_client::VersionClient::new(
-            self.inner.channel.clone(),
-        );
+        let mut client = VersionClient::new(self.inner.channel.clone());
         let response = tokio::time::timeout(Duration::from_secs(2), client.version(()))
             .await
             .ok()?
@@ -175,11 +186,11 @@ impl Inner {
             }
             Err(_) => {}
         }
-        let request = with_namespace!(
+        let request = namespaced(
             InfoRequest {
-                digest: digest.to_string()
+                digest: digest.to_string(),
             },
-            self.config.namespace.as_str()
+            &self.namespace,
         );
         match self.content().info(request).await {
             Ok(r) => Ok(r
@@ -219,13 +230,13 @@ impl Inner {
             }
             Err(_) => {}
         }
-        let request = with_namespace!(
+        let request = namespaced(
             ReadContentRequest {
                 digest: digest.to_string(),
                 offset: i64::try_from(offset).unwrap_or(i64::MAX),
                 size: i64::try_from(len).unwrap_or(i64::MAX),
             },
-            self.config.namespace.as_str()
+            &self.namespace,
         );
         match self.content().read(request).await {
             Ok(r) => {
@@ -242,11 +253,11 @@ impl Inner {
 
     /// Everything the namespace holds now.
     async fn list(&self, previous: &Listing) -> Result<Listing, Error> {
-        let request = with_namespace!(
+        let request = namespaced(
             ListImagesRequest {
-                filters: Vec::new()
+                filters: Vec::new(),
             },
-            self.config.namespace.as_str()
+            &self.namespace,
         );
         let images = ImagesClient::new(self.channel.clone())
             .list(request)
@@ -260,7 +271,7 @@ impl Inner {
             grpc: (
                 tokio::runtime::Handle::current(),
                 self.content(),
-                self.config.namespace.clone(),
+                self.namespace.clone(),
             ),
         };
         let mut manifests = previous.manifests.clone();
@@ -336,7 +347,11 @@ impl Inner {
 struct Source {
     root: PathBuf,
     disk: bool,
-    grpc: (tokio::runtime::Handle, ContentClient<Channel>, String),
+    grpc: (
+        tokio::runtime::Handle,
+        ContentClient<Channel>,
+        AsciiMetadataValue,
+    ),
 }
 
 impl walk::Source for Source {
@@ -350,13 +365,13 @@ impl walk::Source for Source {
             Bytes::from(std::fs::read(&path).ok()?)
         } else {
             let (handle, client, ns) = &mut self.grpc;
-            let request = with_namespace!(
+            let request = namespaced(
                 ReadContentRequest {
                     digest: digest.to_string(),
                     offset: 0,
-                    size: 0
+                    size: 0,
                 },
-                ns.as_str()
+                ns,
             );
             handle.block_on(async {
                 let mut stream = client.read(request).await.ok()?.into_inner();
@@ -378,11 +393,11 @@ impl walk::Source for Source {
             return self.root.join("blobs").join(digest.blob_path()).is_file();
         }
         let (handle, client, ns) = &mut self.grpc;
-        let request = with_namespace!(
+        let request = namespaced(
             InfoRequest {
-                digest: digest.to_string()
+                digest: digest.to_string(),
             },
-            ns.as_str()
+            ns,
         );
         handle.block_on(client.info(request)).is_ok()
     }
@@ -465,7 +480,7 @@ async fn run(
     }
 }
 
-type EventStream = tonic::Streaming<containerd_client::types::Envelope>;
+type EventStream = tonic::Streaming<Envelope>;
 
 async fn subscribe(inner: &Inner) -> Result<EventStream, Error> {
     let ns = &inner.config.namespace;
@@ -529,9 +544,7 @@ async fn follow(inner: &Inner, shutdown: &CancellationToken) -> Result<(), Error
     }
 }
 
-async fn next_event(
-    stream: &mut Option<EventStream>,
-) -> Result<Option<containerd_client::types::Envelope>, tonic::Status> {
+async fn next_event(stream: &mut Option<EventStream>) -> Result<Option<Envelope>, tonic::Status> {
     match stream.as_mut() {
         Some(s) => s.message().await,
         None => std::future::pending().await,
@@ -631,5 +644,24 @@ impl ContentStore for Containerd {
     fn watch(&self) -> mpsc::Receiver<Event> {
         let store = self.clone();
         store::events::watch(&self.inner.events, move || store.snapshot().images.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_grpc_cannot_carry_is_refused_at_start_naming_it() {
+        let config = Config {
+            socket: PathBuf::from("/nonexistent/containerd.sock"),
+            namespace: "k8s.io\nx".into(),
+            content_path: PathBuf::from("/nonexistent"),
+            reconcile_interval: Duration::from_secs(60),
+        };
+        let Err(e) = Containerd::start(config, CancellationToken::new()) else {
+            panic!("a namespace with a newline was accepted");
+        };
+        assert!(e.to_string().contains(r#""k8s.io\nx""#), "{e}");
     }
 }

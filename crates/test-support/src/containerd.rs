@@ -138,15 +138,18 @@ disabled_plugins = [
         ]
     }
 
+    /// `ctr --address <socket> -n k8s.io`, to add a subcommand to.
+    pub fn ctr_command(&self) -> Command {
+        let mut cmd = Command::new(&self.ctr);
+        cmd.arg("--address")
+            .arg(self.socket())
+            .args(["-n", "k8s.io"]);
+        cmd
+    }
+
     /// Runs `ctr -n k8s.io ARGS` and returns its output; panics on failure.
     pub fn ctr(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.ctr)
-            .arg("--address")
-            .arg(self.socket())
-            .args(["-n", "k8s.io"])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = self.ctr_command().args(args).output().unwrap();
         assert!(
             out.status.success(),
             "ctr {args:?}: {}{}",

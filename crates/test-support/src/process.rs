@@ -109,8 +109,9 @@ impl Node {
             let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = tx.send(line.clone());
-                    log.lock().unwrap().push(line);
+                    // In the log before it is sent: whoever waits for a line finds it there.
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
                 }
             });
         }

@@ -35,7 +35,7 @@ pub(crate) fn node(dir: &Path) -> Node {
     )
 }
 
-fn top_of(layout: &Path) -> Digest {
+pub(crate) fn top_of(layout: &Path) -> Digest {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     index["manifests"][0]["digest"]

@@ -17,7 +17,7 @@ use test_support::process::Node;
 
 use crate::cluster::{speil, start_on, wait_provider, wait_state};
 
-const NAME: &str = "example.com/team/app:1.0";
+pub(crate) const NAME: &str = "example.com/team/app:1.0";
 
 /// A node on `127.A.B.n` serving `containerd`'s store, with `extra` flags.
 fn node_on(block: Block, n: u8, containerd: &Containerd, extra: &[String]) -> Node {
@@ -40,7 +40,7 @@ pub(crate) fn configure(containerd: &Containerd, args: &[&str]) {
 }
 
 /// An image written to a layout and imported into `containerd`.
-fn import(containerd: &Containerd, seed: u64) -> image::Written {
+pub(crate) fn import(containerd: &Containerd, seed: u64) -> image::Written {
     let layout = tempfile::tempdir().unwrap();
     let img = image::write_image(layout.path(), NAME, &[300_000, 2_000], seed).unwrap();
     containerd.import_layout(layout.path());
@@ -138,8 +138,8 @@ async fn a_node_serves_what_containerd_holds_and_follows_it() {
 }
 
 async fn cri_pull(socket: &Path, image: &str) -> Result<String, tonic::Status> {
-    use k8s_cri::v1::image_service_client::ImageServiceClient;
-    use k8s_cri::v1::{ImageSpec, PullImageRequest};
+    use containerd_api::cri::v1::image_service_client::ImageServiceClient;
+    use containerd_api::cri::v1::{ImageSpec, PullImageRequest};
     let socket = socket.to_owned();
     let channel = tonic::transport::Endpoint::try_from("http://[::]")
         .unwrap()

@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod containerd;
 mod health;
+mod image;
 mod mirror;
 mod readme;
 mod status;
