@@ -18,7 +18,7 @@ B=127.78.0.2
 
 echo "==> building speil (release)"
 cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-SPEIL="$ROOT/target/release/speil"
+SPEIL=${SPEIL_BIN:-$ROOT/target/release/speil}  # SPEIL_BIN: another build, e.g. one from before a change
 GEN="$ROOT/target/release/gen-layout"
 
 echo "==> generating content on node A (1 GiB layer, 32 x 16 MiB layers, 50 small images)"
