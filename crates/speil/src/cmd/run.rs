@@ -183,12 +183,12 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     tasks.close();
     // The endpoints answer already. A store that is listing right now (containerd answers
     // within milliseconds) is waited for briefly, so the line says what is served.
-    let images = match &containerd_client {
+    let listed = match &containerd_client {
         Some(client) => client.wait_settled(Duration::from_secs(5)).await,
         None => true,
     };
     let images = match store.images().await {
-        Ok(i) if images => i.len().to_string(),
+        Ok(i) if listed => i.len().to_string(),
         Ok(_) => "not listed yet".to_owned(),
         Err(e) => format!("none: {e}"),
     };

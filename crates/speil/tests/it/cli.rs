@@ -16,23 +16,25 @@ fn speil() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_speil"))
 }
 
+/// Every listener of a node on 127.0.0.1, on a port the system chooses.
+const ANY_PORT: [&str; 6] = [
+    "--registry-addr",
+    "127.0.0.1:0",
+    "--metrics-addr",
+    "127.0.0.1:0",
+    "--router-addr",
+    "127.0.0.1:0",
+];
+
 /// A node on 127.0.0.1 with every port chosen by the system, serving the layout `dir`.
 pub(crate) fn node(dir: &Path) -> Node {
-    Node::start(
-        speil(),
-        &[
-            "--oci-dir",
-            dir.to_str().unwrap(),
-            "--registry-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--router-addr",
-            "127.0.0.1:0",
-            "--store-poll-interval",
-            "100ms",
-        ],
-    )
+    let store = [
+        "--oci-dir",
+        dir.to_str().unwrap(),
+        "--store-poll-interval",
+        "100ms",
+    ];
+    Node::start(speil(), &[&store[..], &ANY_PORT].concat())
 }
 
 pub(crate) fn top_of(layout: &Path) -> Digest {
@@ -250,23 +252,16 @@ async fn containerd_down_is_reported_from_the_first_second() {
     let tmp = tempfile::tempdir().unwrap();
     let socket = tmp.path().join("containerd.sock");
     let started = Instant::now();
-    let node = Node::start(
-        speil(),
-        &[
-            "--containerd-sock",
-            socket.to_str().unwrap(),
-            "--containerd-config",
-            tmp.path().join("config.toml").to_str().unwrap(),
-            "--containerd-registry-config-path",
-            tmp.path().join("certs.d").to_str().unwrap(),
-            "--registry-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--router-addr",
-            "127.0.0.1:0",
-        ],
-    );
+    let (config, certs) = (tmp.path().join("config.toml"), tmp.path().join("certs.d"));
+    let containerd = [
+        "--containerd-sock",
+        socket.to_str().unwrap(),
+        "--containerd-config",
+        config.to_str().unwrap(),
+        "--containerd-registry-config-path",
+        certs.to_str().unwrap(),
+    ];
+    let node = Node::start(speil(), &[&containerd[..], &ANY_PORT].concat());
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
