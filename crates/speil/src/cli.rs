@@ -59,6 +59,11 @@ impl std::fmt::Display for BadValue {
 
 impl std::error::Error for BadValue {}
 
+/// Marks `e` as a refused flag value, so the binary exits 2.
+pub(crate) fn bad_value(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(BadValue(format!("{e:#}")))
+}
+
 /// Flags of `speil run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {

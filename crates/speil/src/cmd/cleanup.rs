@@ -27,7 +27,8 @@ pub(crate) fn main(args: CleanupArgs) -> anyhow::Result<()> {
         crate::shutdown::on_signal(shutdown.clone()).context("installing signal handlers")?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("--addr {addr}"))?;
+            .with_context(|| format!("--addr {addr}"))
+            .map_err(crate::cli::bad_value)?;
         let router = axum::Router::new().route("/healthz", get(|| async { "cleaned up\n" }));
         registry::serve(listener, router, shutdown)
             .await

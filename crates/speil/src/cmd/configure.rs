@@ -9,7 +9,8 @@ pub(crate) fn main(args: ConfigureArgs) -> anyhow::Result<()> {
     let basic_auth = match &args.basic_auth_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
-                .with_context(|| format!("--basic-auth-file {}", path.display()))?,
+                .with_context(|| format!("--basic-auth-file {}", path.display()))
+                .map_err(crate::cli::bad_value)?,
         ),
         None => None,
     };

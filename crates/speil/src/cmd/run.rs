@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{BootstrapKind, P2pArgs, RunArgs};
+use crate::cli::{BootstrapKind, P2pArgs, RunArgs, bad_value};
 
 /// Runs a node until SIGTERM or SIGINT. `announce` is printed to stderr once the node has
 /// started (the demo's "pull it with" text), never before a refusal.
@@ -252,11 +252,6 @@ async fn bind(flag: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListe
     TcpListener::bind(addr)
         .await
         .map_err(|e| bad_value(anyhow::anyhow!("{flag} {addr}: {e}")))
-}
-
-/// Marks an error as a refused flag value: the binary exits 2, as for clap's own refusals.
-fn bad_value(e: anyhow::Error) -> anyhow::Error {
-    anyhow::Error::new(crate::cli::BadValue(format!("{e:#}")))
 }
 
 /// The router's configuration from its flags, checking what clap cannot.

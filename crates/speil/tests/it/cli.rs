@@ -210,6 +210,24 @@ fn bad_flags_exit_nonzero_naming_the_flag() {
         err.contains("--log-level") && err.contains("'debgu'"),
         "{err}"
     );
+
+    // So is a file that cannot be read, in every command.
+    let certs = empty.path().join("certs.d");
+    let (code, err) = run_speil(
+        &[
+            "configure",
+            "--containerd-registry-config-path",
+            certs.to_str().unwrap(),
+            "--mirror-targets",
+            "http://127.0.0.1:5000",
+            "--basic-auth-file",
+            "/nonexistent/auth",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--basic-auth-file /nonexistent/auth"), "{err}");
+    assert!(!certs.exists(), "nothing written after a refusal");
 }
 
 #[test]
