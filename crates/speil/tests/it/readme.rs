@@ -50,11 +50,12 @@ fn block_with(marker: &str) -> String {
 /// The block as this test runs it: this test's paths and binary, and `net`'s addresses.
 fn localise(block: &str, net: Option<Block>, tmp: &Path) -> String {
     let bin = speil().display().to_string();
+    // The paths first: the binary's own path may be under /tmp too.
     let mut script = block
+        .replace("/tmp/", &format!("{}/", tmp.display()))
         .replace("cargo build --release -p speil", ": already built")
         .replace("cargo run --release -p speil --", &bin)
-        .replace("target/release/speil", &bin)
-        .replace("/tmp/", &format!("{}/", tmp.display()));
+        .replace("target/release/speil", &bin);
     if let Some(net) = net {
         script = script
             .replace("127.0.0.1", &net.ip(1).to_string())
