@@ -53,6 +53,8 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
     cp "$requirements" "$venv/requirements.txt"
 fi
 SPEIL_BIN="$PWD/target/debug/speil" "$venv/bin/python" -m pytest -q -p no:cacheprovider charts/speil/tests
+# The chart-driven cluster test (crates/speil/tests/it/chart.rs) renders with the same Helm.
+export SPEIL_CHART_PYTHON="$venv/bin/python"
 
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
