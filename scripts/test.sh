@@ -52,7 +52,7 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
     cp "$requirements" "$venv/requirements.txt"
 fi
-SPEIL_BIN="$PWD/target/debug/speil" "$venv/bin/python" -m pytest -q -p no:cacheprovider charts/speil/tests
+SPEIL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/speil" "$venv/bin/python" -m pytest -q -p no:cacheprovider charts/speil/tests
 # The chart-driven cluster test (crates/speil/tests/it/chart.rs) renders with the same Helm.
 export SPEIL_CHART_PYTHON="$venv/bin/python"
 
