@@ -221,7 +221,7 @@ def test_presets_set_all_four_paths_consistently(distribution):
     env = env_of(pod["containers"][0])
     vols = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"]}
     assert vols["containerd-sock"] == env["SPEIL_CONTAINERD_SOCK"]
-    assert vols["containerd-config"] == env["SPEIL_CONTAINERD_CONFIG"]
+    assert vols["containerd-config"] == os.path.dirname(env["SPEIL_CONTAINERD_CONFIG"])
     assert vols["containerd-content"] == env["SPEIL_CONTAINERD_CONTENT_PATH"]
     assert vols["containerd-registry-config"] == env["SPEIL_CONTAINERD_REGISTRY_CONFIG_PATH"]
     assert env_of(pod["initContainers"][0])["SPEIL_CONTAINERD_REGISTRY_CONFIG_PATH"] == vols["containerd-registry-config"]
@@ -233,9 +233,10 @@ def test_presets_set_all_four_paths_consistently(distribution):
     install = (REPO / "docs" / "install.md").read_text()
     row = next((l for l in install.splitlines() if l.startswith(f"| `{distribution}` |")), None)
     assert row is not None, f"docs/install.md has no preset row for {distribution}"
-    for path in vols.values():
-        if path != "/var/lib/speil":
-            assert f"`{path}`" in row, (distribution, path)
+    paths = [env[k] for k in ("SPEIL_CONTAINERD_SOCK", "SPEIL_CONTAINERD_CONFIG",
+                              "SPEIL_CONTAINERD_CONTENT_PATH", "SPEIL_CONTAINERD_REGISTRY_CONFIG_PATH")]
+    for path in paths:
+        assert f"`{path}`" in row, (distribution, path)
 
 
 

@@ -90,7 +90,7 @@ impl NodeHost {
     fn host_path(&self, volume: &str) -> PathBuf {
         match volume {
             "containerd-sock" => self.containerd.socket(),
-            "containerd-config" => self.containerd.config_file(),
+            "containerd-config" => self.containerd.config_file().parent().unwrap().to_owned(),
             "containerd-content" => self.containerd.content_path(),
             "containerd-registry-config" => self.containerd.certs_dir(),
             "data" => self.data.path().to_owned(),
