@@ -83,12 +83,20 @@ struct NodeHost {
     ip: std::net::IpAddr,
     containerd: Containerd,
     data: tempfile::TempDir,
+    /// The preset's socket is not on this node: the runtime creates an empty directory at an
+    /// absent hostPath without a type, and that is what the pod sees.
+    socket_absent: bool,
 }
 
 impl NodeHost {
     /// The node directory a hostPath volume of the rendered pod maps to, by volume name.
     fn host_path(&self, volume: &str) -> PathBuf {
         match volume {
+            "containerd-sock" if self.socket_absent => {
+                let dir = self.data.path().join("absent-socket");
+                std::fs::create_dir_all(&dir).unwrap();
+                dir
+            }
             "containerd-sock" => self.containerd.socket(),
             "containerd-config" => self.containerd.config_file().parent().unwrap().to_owned(),
             "containerd-content" => self.containerd.content_path(),
@@ -228,6 +236,7 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
             ip: *ip,
             containerd,
             data: tempfile::tempdir().unwrap(),
+            socket_absent: false,
         });
     }
     // Node 2's host files hold an operator's own mirror for example.com before the install.
@@ -368,6 +377,45 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
         );
     }
     drop(cleaners);
+}
+
+/// A preset whose socket is not on the node (k0s's, on a node with containerd's default socket):
+/// the pod starts and `speil status` names the socket.
+#[tokio::test]
+async fn a_preset_whose_socket_is_absent_is_reported() {
+    let Some(python) = chart_python() else {
+        return;
+    };
+    let values = serde_json::json!({"speil": {"distribution": "k0s", "logFormat": "json"}});
+    let docs = render(&python, &values);
+    let pod = pod_of(object(&docs, "DaemonSet", "speil"));
+    let [main] = containers(pod, "containers") else {
+        panic!("one container")
+    };
+    let Some(containerd) = Containerd::start(false) else {
+        return;
+    };
+    let host = NodeHost {
+        ip: Block::random().ip(1),
+        containerd,
+        data: tempfile::tempdir().unwrap(),
+        socket_absent: true,
+    };
+    let node = Node::start_command(host.command(pod, main, &[]));
+    let socket = host.data.path().join("absent-socket");
+    let out = Command::new(speil())
+        .args(["status", "--addr", &format!("http://{}", node.metrics)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "containerd does not answer at {}",
+            socket.display()
+        )),
+        "{stdout}"
+    );
 }
 
 fn metric_names(text: &str) -> Vec<String> {
