@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Programs the tests run for real, by Debian package.
-PACKAGES=(containerd runc skopeo curl dnsmasq-base chromium buildah iproute2)
+PACKAGES=(containerd runc skopeo curl dnsmasq-base chromium buildah iproute2 python3-venv)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -39,6 +39,22 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> static binary (scripts/build-static.sh)"
 SPEIL_STATIC_BINARY=$(./scripts/build-static.sh | cut -d' ' -f1)
 export SPEIL_STATIC_BINARY
+
+# The Helm chart's tests (charts/speil/tests): Helm v4 as a Python library renders and lints the
+# chart offline, and the rendered env is checked against this workspace's own binary. They run
+# before cargo's tests, so cargo's summary stays the last line; a failure stops the script.
+echo "==> chart tests (pytest)"
+cargo build -p speil --locked --quiet
+venv=${XDG_CACHE_HOME:-$HOME/.cache}/speil-venv
+requirements=charts/speil/tests/requirements.txt
+if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+fi
+SPEIL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/speil" "$venv/bin/python" -m pytest -q -p no:cacheprovider charts/speil/tests
+# The chart-driven cluster test (crates/speil/tests/it/chart.rs) renders with the same Helm.
+export SPEIL_CHART_PYTHON="$venv/bin/python"
 
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -137,7 +137,7 @@ async fn a_node_serves_what_containerd_holds_and_follows_it() {
     assert!(node.lines_at("ERROR").is_empty());
 }
 
-async fn cri_pull(socket: &Path, image: &str) -> Result<String, tonic::Status> {
+pub(crate) async fn cri_pull(socket: &Path, image: &str) -> Result<String, tonic::Status> {
     use containerd_api::cri::v1::image_service_client::ImageServiceClient;
     use containerd_api::cri::v1::{ImageSpec, PullImageRequest};
     let socket = socket.to_owned();
@@ -291,7 +291,7 @@ async fn a_misconfigured_containerd_is_reported_at_start() {
     );
 }
 
-fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_owned()];
     while let Some(d) = dirs.pop() {

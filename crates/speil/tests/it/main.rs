@@ -2,6 +2,7 @@
 //! signals. One test binary; one module per area.
 
 mod bootstrap;
+mod chart;
 mod cli;
 mod cluster;
 mod containerd;
