@@ -275,7 +275,7 @@ async fn the_image_runs_as_a_node_under_containerd() {
     assert!(
         warns
             .iter()
-            .any(|l| l.contains("containerd unreachable") && l.contains(socket)),
+            .any(|l| l.contains("containerd does not answer") && l.contains(socket)),
         "{warns:?}"
     );
     let status = run_once(
