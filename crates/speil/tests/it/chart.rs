@@ -403,12 +403,9 @@ async fn a_preset_whose_socket_is_absent_is_reported() {
     };
     let node = Node::start_command(host.command(pod, main, &[]));
     let socket = host.data.path().join("absent-socket");
-    let out = Command::new(speil())
-        .args(["status", "--addr", &format!("http://{}", node.metrics)])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_ne!(out.status.code(), Some(0), "{stdout}");
+    let run = crate::status::status(&["--addr", &crate::status::addr_of(&node)]);
+    let stdout = run.stdout;
+    assert_ne!(run.code, 0, "{stdout}");
     assert!(
         stdout.contains(&format!(
             "containerd does not answer at {}",

@@ -183,20 +183,7 @@ fn bad_flags_exit_nonzero_naming_the_flag() {
 
     let empty = tempfile::tempdir().unwrap();
     let dir = empty.path().to_str().unwrap();
-    let (code, err) = run_speil(
-        &[
-            "run",
-            "--oci-dir",
-            dir,
-            "--registry-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--router-addr",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (code, err) = run_speil(&[&["run", "--oci-dir", dir][..], &ANY_PORT].concat(), &[]);
     assert_eq!(code, 2);
     assert!(
         err.contains("--oci-dir") && err.contains("oci-layout"),
@@ -297,12 +284,9 @@ async fn containerd_down_is_reported_from_the_first_second() {
         "{status}"
     );
 
-    let out = Command::new(speil())
-        .args(["status", "--addr", &format!("http://{}", node.metrics)])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    let run = crate::status::status(&["--addr", &crate::status::addr_of(&node)]);
+    let text = run.stdout;
+    assert_eq!(run.code, 2, "{text}");
     assert!(text.lines().any(|l| l.starts_with("fail  store")), "{text}");
     assert!(text.contains("containerd does not answer at"), "{text}");
 

@@ -15,21 +15,10 @@ use test_support::prereq::require;
 use test_support::process::{Node, Sig};
 
 use crate::cluster::{
-    NAME, blobs_in, cluster, dns_for, empty_layout, skopeo_copy, sorted, speil, start_node,
-    state_of, wait_provider, wait_state,
+    NAME, blobs_in, cluster, dns_for, empty_layout, skopeo_copy, sorted, start_node, state_of,
+    wait_provider, wait_state,
 };
-
-/// `speil status` of `node`: exit code and stdout.
-fn status_of(node: &Node) -> (i32, String) {
-    let out = Command::new(speil())
-        .args(["status", "--addr", &format!("http://{}", node.metrics)])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
+use crate::status::{addr_of, status};
 
 async fn readyz(node: &Node) -> u16 {
     get(&format!("{}/readyz", node.url())).await.status.as_u16()
@@ -49,7 +38,8 @@ async fn a_node_whose_peers_were_killed_says_isolated_and_recovers() {
     }
     wait_state(&survivor, "isolated", Duration::from_secs(15)).await;
     assert_eq!(readyz(&survivor).await, 503);
-    let (code, text) = status_of(&survivor);
+    let run = status(&["--addr", &addr_of(&survivor)]);
+    let (code, text) = (run.code, run.stdout);
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("fail  bootstrap") && text.contains("none could be reached"),
@@ -186,7 +176,8 @@ async fn a_dns_name_that_lists_nobody_is_not_called_healthy() {
     let node = start_node(block, 1, dir.path(), &flags);
     // Empty answers are expected for the first seconds of a node's life (its own record may lag).
     wait_state(&node, "unlisted", Duration::from_secs(25)).await;
-    let (code, text) = status_of(&node);
+    let run = status(&["--addr", &addr_of(&node)]);
+    let (code, text) = (run.code, run.stdout);
     assert_eq!(code, 1, "{text}");
     let line = text.lines().find(|l| l.contains("bootstrap")).unwrap();
     assert!(

@@ -21,13 +21,14 @@ use crate::cluster::{
 use crate::containerd::configure;
 
 /// What `speil status` printed and its exit code.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-fn status(args: &[&str]) -> Run {
+/// `speil status` with `args`.
+pub(crate) fn status(args: &[&str]) -> Run {
     let out = Command::new(speil())
         .arg("status")
         .args(args)
@@ -95,7 +96,8 @@ fn quiet_page(url: &str, budget: Duration) -> Option<test_support::browser::Rend
     Some(page)
 }
 
-fn addr_of(node: &Node) -> String {
+/// The node's metrics address as `speil status --addr` takes it.
+pub(crate) fn addr_of(node: &Node) -> String {
     format!("http://{}", node.metrics)
 }
 
