@@ -195,6 +195,9 @@ impl EventLoop {
                         self.provide_queue.push_back(key);
                     }
                 }
+                // At once, not at the next tick: starting to provide also puts the record in
+                // this node's own store, which is what a peer's lookup asks first.
+                self.publish_queued();
             }
             Command::Unprovide(keys) => {
                 for key in keys {
@@ -205,6 +208,7 @@ impl EventLoop {
             }
             Command::ReprovideAll => {
                 self.provide_queue = self.provided.iter().cloned().collect();
+                self.publish_queued();
             }
             Command::Lookup { key, reply } => self.lookup(key, reply),
             Command::Dial { candidates, reply } => self.dial_round(candidates, reply),

@@ -278,7 +278,15 @@ impl Controller {
     fn update_state(&mut self) {
         let counts = *self.counts.borrow();
         let listed = !matches!(self.discovery, Discovery::None);
-        let mut next = State::from(counts.connected, self.last_round.as_ref(), listed);
+        // A connection counts once identify has put the peer in the routing table: before that
+        // the node cannot look anything up through it (a lookup right after "connected" would
+        // find nothing), and the table alone does not count either, since it keeps dead peers.
+        let live = if counts.routing > 0 {
+            counts.connected
+        } else {
+            0
+        };
+        let mut next = State::from(live, self.last_round.as_ref(), listed);
         if next == State::Unlisted && self.started.elapsed() < STARTUP_GRACE {
             // The node's own record may not be in DNS yet (a pod that just got its IP).
             next = State::Starting;
