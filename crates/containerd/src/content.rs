@@ -27,9 +27,9 @@ use containerd_api::namespaced;
 use futures::StreamExt as _;
 use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest};
 use oci::{Digest, ImageReference};
-use rand::Rng as _;
 use store::walk;
 use store::{Content, ContentStore, Error, Event, Image, Info, Listing};
+use timing::Backoff;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::AsciiMetadataValue;
@@ -417,7 +417,7 @@ async fn run(
     reach: tokio::sync::watch::Sender<Reach>,
     shutdown: CancellationToken,
 ) {
-    let mut attempt: u32 = 0;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     let mut down_since: Option<Instant> = None;
     let mut error_logged = false;
     loop {
@@ -430,7 +430,7 @@ async fn run(
                 if down_since.take().is_some() {
                     tracing::info!(socket = %inner.config.socket.display(), "containerd reachable again");
                 }
-                attempt = 0;
+                backoff.reset();
                 error_logged = false;
                 follow(&inner, &shutdown).await
             }
@@ -466,15 +466,8 @@ async fn run(
             }
             Some(_) => tracing::debug!(error = %e, "containerd still unreachable"),
         }
-        let delay = BACKOFF_MIN
-            .saturating_mul(1 << attempt.min(8))
-            .min(BACKOFF_MAX);
-        attempt += 1;
-        let delay = delay
-            .mul_f64(rand::rng().random_range(0.8..1.2))
-            .min(BACKOFF_MAX);
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep(backoff.next_delay()) => {}
             () = shutdown.cancelled() => return,
         }
     }

@@ -3,7 +3,7 @@
 //! bootstrap controller and, when configured, the HTTP bootstrap endpoint.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use libp2p::core::Transport as _;
 use libp2p::core::upgrade;
@@ -91,12 +91,6 @@ pub struct Router {
     listen_addrs: watch::Receiver<Vec<Multiaddr>>,
 }
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Router {
     /// Starts the router with identity `key`: binds `config.listen` (failing at once if it
     /// cannot), then runs until `shutdown`, its tasks tracked by `tasks`.
@@ -124,7 +118,7 @@ impl Router {
         let (listen_tx, listen_rx) = watch::channel(listen_addrs);
         let (bootstrap_tx, bootstrap_rx) = watch::channel(BootstrapStatus {
             state: State::Starting,
-            since_unix: unix_now(),
+            since_unix: timing::unix_now_secs(),
             last_round: None,
         });
 

@@ -558,7 +558,7 @@ impl EventLoop {
                     }
                     let remaining = self.swarm.connected_peers().count();
                     self.liveness
-                        .disconnected(peer_id, remaining, crate::router::unix_now());
+                        .disconnected(peer_id, remaining, timing::unix_now_secs());
                 }
                 self.publish_counts();
             }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -95,12 +95,6 @@ pub struct LastMirror {
     pub reference: String,
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Metrics {
     /// Registers the registry's metrics in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
@@ -181,7 +175,7 @@ impl Metrics {
             a.requests_from_peers += 1;
             return;
         }
-        a.last_client_request_unix = Some(unix_now() as u64);
+        a.last_client_request_unix = Some(timing::unix_now_secs());
         match outcome {
             Outcome::Local => a.served_local += 1,
             Outcome::Peer => a.served_from_peers += 1,
@@ -215,7 +209,7 @@ impl Metrics {
 
     /// Notes that `peer` served `reference` completely.
     pub(crate) fn mirror_succeeded(&self, peer: &p2p::PeerId, reference: &str) {
-        let now = unix_now();
+        let now = timing::unix_now().as_secs_f64();
         self.last_success.set(now);
         self.activity
             .lock()

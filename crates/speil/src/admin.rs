@@ -108,7 +108,7 @@ impl Admin {
                 metrics_addr: self.metrics_addr.to_string(),
                 router_addrs: p2p.listen_addrs,
                 started_unix: self.started_unix,
-                now_unix: status::unix_now(),
+                now_unix: timing::unix_now_secs(),
             },
             bootstrap: status::Bootstrap {
                 kind: p2p.bootstrap_kind.to_owned(),

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +16,9 @@ use super::dns::Resolver;
 use super::{Candidate, DiscoveryError, Round, SelfFilter, Source, State};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::router::{BootstrapStatus, unix_now};
+use crate::router::BootstrapStatus;
 use crate::swarm::{Command, Counts, DialOutcome};
+use timing::{Backoff, unix_now_secs};
 
 /// Retry delays while not healthy: exponential from `BACKOFF_MIN` to `BACKOFF_MAX`, with jitter.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -59,7 +59,7 @@ pub(crate) struct Controller {
     state: State,
     failing_since: Option<Instant>,
     error_logged: bool,
-    attempt: u32,
+    backoff: Backoff,
     last_round: Option<Round>,
     started: Instant,
 }
@@ -109,7 +109,7 @@ impl Controller {
             state: State::Starting,
             failing_since: None,
             error_logged: false,
-            attempt: 0,
+            backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             last_round: None,
             started: Instant::now(),
         }
@@ -172,7 +172,7 @@ impl Controller {
             Ok(c) => c,
             Err(e) => {
                 round.discovery_error = Some(e.to_string());
-                round.finished_unix = unix_now();
+                round.finished_unix = unix_now_secs();
                 return round;
             }
         };
@@ -226,7 +226,7 @@ impl Controller {
             }
             round.dialed = others.len();
         }
-        round.finished_unix = unix_now();
+        round.finished_unix = unix_now_secs();
         round
     }
 
@@ -297,7 +297,7 @@ impl Controller {
             self.metrics.set_state(next);
             self.status.send_modify(|s| {
                 s.state = next;
-                s.since_unix = unix_now();
+                s.since_unix = unix_now_secs();
             });
             let r = self.last_round.clone().unwrap_or_default();
             if next == State::Unlisted {
@@ -327,7 +327,7 @@ impl Controller {
                 let _ = self.swarm.try_send(Command::ReprovideAll);
             }
             if next.is_ready() {
-                self.attempt = 0;
+                self.backoff.reset();
             }
             if next.is_failing() {
                 if !was.is_failing() {
@@ -378,13 +378,7 @@ impl Controller {
         match self.state {
             State::Connected => self.refresh,
             State::Standalone | State::Unlisted => self.refresh.min(STANDALONE_REFRESH),
-            State::Starting | State::Isolated | State::DiscoveryFailed => {
-                let exp = BACKOFF_MIN.saturating_mul(1 << self.attempt.min(10));
-                self.attempt += 1;
-                let base = exp.min(BACKOFF_MAX);
-                let jitter = rand::rng().random_range(0.8..1.2);
-                base.mul_f64(jitter).min(BACKOFF_MAX)
-            }
+            State::Starting | State::Isolated | State::DiscoveryFailed => self.backoff.next_delay(),
         }
     }
 }

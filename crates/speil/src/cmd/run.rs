@@ -46,7 +46,7 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     let metrics_listener = bind("--metrics-addr", args.metrics_addr).await?;
     let registry_addr = registry_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
-    let started_unix = crate::status::unix_now();
+    let started_unix = timing::unix_now_secs();
     let (store, store_kind, store_location, containerd_side): (
         Arc<dyn ContentStore>,
         &'static str,

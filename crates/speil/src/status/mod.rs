@@ -151,13 +151,6 @@ impl From<containerd::checks::Finding> for Finding {
     }
 }
 
-/// Seconds since the Unix epoch now.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Why bytes from a node are not a status document this build understands.
 pub(crate) fn parse(body: &[u8]) -> Result<Doc, String> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
