@@ -10,10 +10,16 @@ pub fn require(program: &str, package: &str) -> Option<PathBuf> {
     if let Some(p) = which(program) {
         return Some(p);
     }
-    let msg = format!(
-        "prerequisite missing: `{program}` (Debian package `{package}`); \
+    missing(&format!(
+        "`{program}` (Debian package `{package}`); \
          run ./scripts/test.sh as root to install the test prerequisites"
-    );
+    ))
+}
+
+/// `None` after a loud message that `what` is missing (a panic under `CI=true`), for
+/// prerequisites that are not Debian packages.
+pub fn missing<T>(what: &str) -> Option<T> {
+    let msg = format!("prerequisite missing: {what}");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg}");
     }

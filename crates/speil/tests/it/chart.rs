@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use test_support::containerd::Containerd;
+use test_support::containerd::{Containerd, Version};
 use test_support::dns::Dnsmasq;
 use test_support::http::get;
 use test_support::metrics::scrape;
@@ -229,7 +229,7 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
     };
     let mut hosts = Vec::new();
     for ip in &ips {
-        let Some(containerd) = Containerd::start(false) else {
+        let Some(containerd) = Containerd::start(Version::V1_6, false) else {
             return;
         };
         hosts.push(NodeHost {
@@ -392,7 +392,7 @@ async fn a_preset_whose_socket_is_absent_is_reported() {
     let [main] = containers(pod, "containers") else {
         panic!("one container")
     };
-    let Some(containerd) = Containerd::start(false) else {
+    let Some(containerd) = Containerd::start(Version::V1_6, false) else {
         return;
     };
     let host = NodeHost {

@@ -1,13 +1,14 @@
-//! Speil on real containerd (Debian's, started per test with its own root and socket): serving
-//! what containerd holds and following it, and containerd pulling through Speil with `ctr` and
-//! through the CRI `PullImage` call kubelet makes, with the upstream registry unreachable.
+//! Speil on real containerd, 1.6 (Debian's) and 2.x (built from its Go module), each started per
+//! test with its own root and socket: serving what containerd holds and following it, and
+//! containerd pulling through Speil with `ctr` and through the CRI `PullImage` call kubelet makes,
+//! with the upstream registry unreachable. Every test here runs on both versions.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use oci::Digest;
-use test_support::containerd::Containerd;
+use test_support::containerd::{Containerd, Version};
 use test_support::eventually;
 use test_support::http::get;
 use test_support::image;
@@ -57,9 +58,14 @@ async fn manifest_status(node: &Node) -> u16 {
     .as_u16()
 }
 
-#[tokio::test]
-async fn a_node_serves_what_containerd_holds_and_follows_it() {
-    let Some(mut ctd) = Containerd::start(false) else {
+on_each_containerd!(
+    a_node_serves_what_containerd_holds_and_follows_it,
+    containerd_pulls_through_speil_with_ctr_and_the_cri,
+    a_misconfigured_containerd_is_reported_at_start,
+);
+
+async fn a_node_serves_what_containerd_holds_and_follows_it(version: Version) {
+    let Some(mut ctd) = Containerd::start(version, false) else {
         return;
     };
     let img = import(&ctd, 41);
@@ -163,12 +169,11 @@ pub(crate) async fn cri_pull(socket: &Path, image: &str) -> Result<String, tonic
     Ok(response.into_inner().image_ref)
 }
 
-#[tokio::test]
-async fn containerd_pulls_through_speil_with_ctr_and_the_cri() {
-    let Some(ctd_a) = Containerd::start(false) else {
+async fn containerd_pulls_through_speil_with_ctr_and_the_cri(version: Version) {
+    let Some(ctd_a) = Containerd::start(version, false) else {
         return;
     };
-    let Some(ctd_b) = Containerd::start(false) else {
+    let Some(ctd_b) = Containerd::start(version, false) else {
         return;
     };
     let img = import(&ctd_a, 42);
@@ -218,7 +223,7 @@ async fn containerd_pulls_through_speil_with_ctr_and_the_cri() {
     );
 
     // ctr, on a third containerd, straight through node A.
-    let Some(ctd_c) = Containerd::start(false) else {
+    let Some(ctd_c) = Containerd::start(version, false) else {
         return;
     };
     configure(
@@ -262,9 +267,8 @@ async fn containerd_pulls_through_speil_with_ctr_and_the_cri() {
     .await;
 }
 
-#[tokio::test]
-async fn a_misconfigured_containerd_is_reported_at_start() {
-    let Some(ctd) = Containerd::start(true) else {
+async fn a_misconfigured_containerd_is_reported_at_start(version: Version) {
+    let Some(ctd) = Containerd::start(version, true) else {
         return;
     };
     let node = node_on(Block::random(), 1, &ctd, &[]);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use test_support::containerd::Containerd;
+use test_support::containerd::{Containerd, Version};
 use test_support::net::{Block, METRICS_PORT, REGISTRY_PORT, ROUTER_PORT};
 use test_support::prereq::require;
 use test_support::process::Node;
@@ -125,7 +125,7 @@ async fn the_image_runs_as_a_node_under_containerd() {
     ) else {
         return;
     };
-    let Some(ctd) = Containerd::start(false) else {
+    let Some(ctd) = Containerd::start(Version::V1_6, false) else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

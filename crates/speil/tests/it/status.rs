@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use test_support::containerd::Containerd;
+use test_support::containerd::{Containerd, Version};
 use test_support::eventually;
 use test_support::http::get;
 use test_support::image;
@@ -352,9 +352,10 @@ async fn an_isolated_node_fails_with_the_reason_and_a_fix() {
     );
 }
 
-#[tokio::test]
-async fn a_misconfigured_containerd_is_named_check_by_check() {
-    let Some(mut ctd) = Containerd::start(true) else {
+on_each_containerd!(a_misconfigured_containerd_is_named_check_by_check);
+
+async fn a_misconfigured_containerd_is_named_check_by_check(version: Version) {
+    let Some(mut ctd) = Containerd::start(version, true) else {
         return;
     };
     let node = start_on(Block::random(), 1, &ctd.speil_flags(), &[]);
