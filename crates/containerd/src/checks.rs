@@ -1,6 +1,6 @@
 //! Checks of containerd's own configuration for the known ways a mirror ends up unused: host
 //! files not enabled or in another directory, legacy mirror settings, layers discarded after
-//! unpacking, and containerd 2.1's transfer-service pulls.
+//! unpacking, and containerd 2.1's transfer-service pulls with a `config_path` list.
 //!
 //! Where containerd reads the keys, by config `version`:
 //! - 1 (no `version` key): the CRI plugin's table is `[plugins.cri]` (containerd 1.x looks plugins
@@ -283,42 +283,20 @@ pub fn check_str(
         ));
     }
 
-    let local_pull = lookup(&doc, &["plugins", IMAGES])
-        .and_then(|t| t.get("use_local_image_pull"))
-        .and_then(Item::as_bool)
-        .unwrap_or(false);
-    // containerd 2.1 also falls back to the local pull when discard_unpacked_layers is set,
-    // because the transfer service cannot honour it.
-    if containerd.is_some_and(|v| v >= (2, 1)) && !local_pull && !discard {
-        let list = dirs.len() > 1;
-        let mut message = "containerd 2.1 and later pull CRI images through the transfer service \
-                           unless use_local_image_pull = true; the transfer service reads \
-                           config_path as one directory, not as a colon-separated list, and its \
-                           handling of host files has differed from the local pull"
-            .to_owned();
-        if list {
-            message.push_str(&format!(
-                "; config_path = \"{}\" is a list, so no host files are found and pulls bypass \
-                 Speil",
-                config_path.unwrap_or_default()
-            ));
-        }
+    if containerd.is_some_and(|v| v >= (2, 1)) && dirs.len() > 1 && !local_pull(&doc, layout) {
         findings.push(Finding::new(
             "transfer_service",
-            if list {
-                Severity::Error
-            } else {
-                Severity::Warn
-            },
-            message,
+            Severity::Error,
+            format!(
+                "containerd 2.1 and later pull CRI images through the transfer service unless \
+                 use_local_image_pull = true; the transfer service reads config_path as one \
+                 directory, not as a colon-separated list, so with config_path = \"{}\" it finds \
+                 no host files and pulls bypass Speil",
+                config_path.unwrap_or_default()
+            ),
             format!(
                 "Set use_local_image_pull = true under [plugins.\"{IMAGES}\"] and restart \
-                 containerd{}.",
-                if list {
-                    format!(", or make config_path the single directory {hosts}")
-                } else {
-                    String::new()
-                }
+                 containerd, or make config_path the single directory {hosts}."
             ),
         ));
     }
@@ -362,6 +340,57 @@ const V3: Layout = Layout {
     discard_parent: &["plugins", IMAGES],
     discard_table: "[plugins.\"io.containerd.cri.v1.images\"]",
 };
+
+/// Whether containerd 2.x pulls CRI images itself (the local pull) rather than through the
+/// transfer service: `use_local_image_pull = true`, or a setting the transfer service cannot
+/// honour, which makes containerd fall back to the local pull (containerd 2.4's
+/// `CheckLocalImagePullConfigs`).
+///
+/// Both pulls read host files, and with a single config_path directory both go through Speil
+/// (tested on containerd 2.4.2 in crates/speil/tests/it/containerd2.rs); they differ in that the
+/// transfer service takes config_path as one directory.
+fn local_pull(doc: &DocumentMut, layout: &Layout) -> bool {
+    let images = lookup(doc, &["plugins", IMAGES]);
+    let cri = lookup(doc, layout.cri);
+    let snapshots = lookup(doc, layout.discard_parent);
+    let get = |table: Option<&Item>, key: &str| table.and_then(|t| t.get(key)).cloned();
+    let is_true = |item: Option<Item>| item.and_then(|i| i.as_bool()) == Some(true);
+    if is_true(get(images, "use_local_image_pull")) {
+        return true;
+    }
+    let registry = cri.and_then(|c| c.get("registry"));
+    // (the setting, as containerd's warning names it; whether it makes containerd fall back)
+    let fallbacks = [
+        (
+            "discard_unpacked_layers",
+            is_true(get(snapshots, "discard_unpacked_layers")),
+        ),
+        (
+            "disable_snapshot_annotations",
+            get(snapshots, "disable_snapshot_annotations").and_then(|i| i.as_bool()) == Some(false),
+        ),
+        (
+            "registry.mirrors, configs or auths",
+            ["mirrors", "configs", "auths"].iter().any(|k| {
+                registry
+                    .and_then(|r| r.get(k))
+                    .and_then(Item::as_table_like)
+                    .is_some_and(|t| !t.is_empty())
+            }),
+        ),
+        (
+            "max_concurrent_downloads",
+            get(cri, "max_concurrent_downloads")
+                .and_then(|i| i.as_integer())
+                .is_some_and(|n| n != 3),
+        ),
+        (
+            "image_pull_with_sync_fs",
+            is_true(get(cri, "image_pull_with_sync_fs")),
+        ),
+    ];
+    fallbacks.iter().any(|(_, set)| *set)
+}
 
 fn malformed(message: String) -> Finding {
     Finding::new(
@@ -654,24 +683,61 @@ version = 2
 
     #[test]
     fn transfer_service_on_containerd_2_1() {
+        // One directory: the transfer service reads its host files (tested on 2.4.2).
         let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\nconfig_path = '/etc/containerd/certs.d'\n";
         assert_eq!(run(v3, None), vec![]);
         assert_eq!(run(v3, Some("2.0.5")), vec![]);
-        let findings = run(v3, Some("2.1.0"));
-        assert_eq!(ids(&findings), ["transfer_service"]);
-        assert_eq!(findings[0].severity, Severity::Warn);
-        assert!(findings[0].fix.contains("use_local_image_pull = true"));
+        assert_eq!(run(v3, Some("2.1.0")), vec![]);
+        assert_eq!(run(v3, Some("2.4.2+unknown")), vec![]);
 
+        // A list: the transfer service finds nothing.
         let list = v3.replace(
             "'/etc/containerd/certs.d'",
             "'/etc/containerd/certs.d:/etc/docker/certs.d'",
         );
+        assert_eq!(run(&list, Some("2.0.5")), vec![]);
         let findings = run(&list, Some("v2.2.1"));
         assert_eq!(ids(&findings), ["transfer_service"]);
         assert_eq!(findings[0].severity, Severity::Error);
+        assert!(findings[0].fix.contains("use_local_image_pull = true"));
 
-        let local = "version = 3\n[plugins.'io.containerd.cri.v1.images']\nuse_local_image_pull = true\n[plugins.'io.containerd.cri.v1.images'.registry]\nconfig_path = '/etc/containerd/certs.d'\n";
-        assert_eq!(run(local, Some("2.1.3")), vec![]);
+        // ... unless containerd pulls locally: asked to, or falling back.
+        let local = list.replace(
+            "[plugins.'io.containerd.cri.v1.images'.registry]",
+            "[plugins.'io.containerd.cri.v1.images']\nuse_local_image_pull = true\n[plugins.'io.containerd.cri.v1.images'.registry]",
+        );
+        assert_eq!(run(&local, Some("2.1.3")), vec![]);
+        for (setting, value) in [
+            ("max_concurrent_downloads", "5"),
+            ("disable_snapshot_annotations", "false"),
+            ("image_pull_with_sync_fs", "true"),
+        ] {
+            let text = local.replace(
+                "use_local_image_pull = true",
+                &format!("{setting} = {value}"),
+            );
+            assert_eq!(run(&text, Some("2.4.2")), vec![], "{setting}");
+        }
+        let discard = local.replace(
+            "use_local_image_pull = true",
+            "discard_unpacked_layers = true",
+        );
+        assert_eq!(
+            ids(&run(&discard, Some("2.4.2"))),
+            ["discard_unpacked_layers"]
+        );
+        let annotations = local.replace(
+            "use_local_image_pull = true",
+            "disable_snapshot_annotations = true",
+        );
+        assert_eq!(ids(&run(&annotations, Some("2.4.2"))), ["transfer_service"]);
+
+        // A version 2 file on containerd 2.x: the same, from the migrated tables.
+        let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n";
+        assert_eq!(ids(&run(v2, Some("2.1.0"))), ["transfer_service"]);
+        let v2_downloads =
+            format!("{v2}[plugins.\"io.containerd.grpc.v1.cri\"]\nmax_concurrent_downloads = 10\n");
+        assert_eq!(run(&v2_downloads, Some("2.1.0")), vec![]);
     }
 
     #[test]
