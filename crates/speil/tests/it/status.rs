@@ -374,6 +374,27 @@ async fn a_misconfigured_containerd_is_named_check_by_check(version: Version) {
     assert!(run.stdout.contains(
         "see: docs/troubleshooting.md#layers-missing-because-of-discard_unpacked_layers"
     ));
+    // The fix names the table of this version's config format, and config_path is found there.
+    let table = match version {
+        Version::V1_6 => r#"[plugins."io.containerd.grpc.v1.cri".containerd]"#,
+        Version::V2 => r#"[plugins."io.containerd.cri.v1.images"]"#,
+    };
+    assert!(
+        run.stdout
+            .contains(&format!("discard_unpacked_layers = false under {table}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("containerd:config_path"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("containerd:transfer_service"),
+        "{}",
+        run.stdout
+    );
 
     // Host files that lead to this node fix the first; the finding stays. Their basic-auth
     // credentials never show in the status.
