@@ -506,6 +506,16 @@ version = 3
         assert_eq!(run(CLEAN_V2, None), vec![]);
         assert_eq!(run(CLEAN_V2, Some("1.7.27")), vec![]);
         assert_eq!(run(CLEAN_V3, Some("v2.1.3")), vec![]);
+        // containerd 2.4 writes version 4; its CRI tables are version 3's.
+        let v4 = CLEAN_V3.replace("version = 3", "version = 4");
+        assert_eq!(run(&v4, Some("2.4.2+unknown")), vec![]);
+        let discard = v4.replace(
+            "use_local_image_pull = true",
+            "discard_unpacked_layers = true",
+        );
+        let findings = run(&discard, Some("2.4.2"));
+        assert_eq!(ids(&findings), ["discard_unpacked_layers"]);
+        assert!(findings[0].fix.contains("io.containerd.cri.v1.images"));
         let v1 = "[plugins.cri.registry]\nconfig_path = \"/etc/containerd/certs.d\"\n";
         assert_eq!(run(v1, Some("1.6.0")), vec![]);
     }
