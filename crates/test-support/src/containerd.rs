@@ -23,9 +23,6 @@ pub enum Version {
 }
 
 impl Version {
-    /// Both, in the order tests run them.
-    pub const ALL: [Version; 2] = [Version::V1_6, Version::V2];
-
     /// `containerd` and `ctr` of this version; `None` when missing outside CI (under CI it
     /// panics).
     fn programs(self) -> Option<(PathBuf, PathBuf)> {
