@@ -40,10 +40,15 @@ pub(crate) fn configure(containerd: &Containerd, args: &[&str]) {
     );
 }
 
-/// An image written to a layout and imported into `containerd`.
+/// An image written to a layout and imported into `containerd` as [`NAME`].
 pub(crate) fn import(containerd: &Containerd, seed: u64) -> image::Written {
+    import_as(containerd, NAME, seed)
+}
+
+/// An image written to a layout and imported into `containerd` as `name`.
+pub(crate) fn import_as(containerd: &Containerd, name: &str, seed: u64) -> image::Written {
     let layout = tempfile::tempdir().unwrap();
-    let img = image::write_image(layout.path(), NAME, &[300_000, 2_000], seed).unwrap();
+    let img = image::write_image(layout.path(), name, &[300_000, 2_000], seed).unwrap();
     containerd.import_layout(layout.path());
     img
 }
