@@ -4,7 +4,6 @@
 mod admin;
 mod cli;
 mod cmd;
-mod debug_web;
 mod http_client;
 mod logging;
 mod metrics;

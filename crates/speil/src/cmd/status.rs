@@ -307,19 +307,39 @@ async fn cluster(args: &StatusArgs) -> Report {
         Row::of(&first, args.addr.clone()),
     );
 
+    crawl(&mut rows, &mut asked, pending, port, args.timeout).await;
+
+    // The asked node first, then the others by peer id.
+    let mut list: Vec<Row> = Vec::with_capacity(rows.len());
+    if let Some(r) = rows.remove(&first.node.peer_id) {
+        list.push(r);
+    }
+    list.extend(rows.into_values());
+    summarize(args, &list)
+}
+
+/// Asks every peer in `pending`, and the peers their documents list (up to [`MAX_NODES`]),
+/// [`CONCURRENCY`] at a time, adding one row per node.
+async fn crawl(
+    rows: &mut BTreeMap<String, Row>,
+    asked: &mut HashSet<String>,
+    mut pending: Vec<p2p::PeerInfo>,
+    port: u16,
+    timeout: Duration,
+) {
     let mut inflight = FuturesUnordered::new();
     loop {
         while inflight.len() < CONCURRENCY
             && let Some(p) = pending.pop()
         {
-            inflight.push(ask_peer(p, port, args.timeout));
+            inflight.push(ask_peer(p, port, timeout));
         }
         let Some((peer, answer)) = inflight.next().await else {
             break;
         };
         match answer {
             Ok((doc, base)) => {
-                learn(&doc, &mut asked, &mut pending);
+                learn(&doc, asked, &mut pending);
                 rows.insert(doc.node.peer_id.clone(), Row::of(&doc, base));
             }
             Err(e) => {
@@ -329,13 +349,10 @@ async fn cluster(args: &StatusArgs) -> Report {
             }
         }
     }
+}
 
-    // The asked node first, then the others by peer id.
-    let mut list: Vec<Row> = Vec::with_capacity(rows.len());
-    if let Some(r) = rows.remove(&first.node.peer_id) {
-        list.push(r);
-    }
-    list.extend(rows.into_values());
+/// The cluster report of `list`: the table (or JSON) and the worst verdict.
+fn summarize(args: &StatusArgs, list: &[Row]) -> Report {
     let not_ready = list.iter().filter(|r| !r.ready()).count();
     let isolated = list
         .iter()
@@ -366,7 +383,7 @@ async fn cluster(args: &StatusArgs) -> Report {
     } else {
         format!(
             "{}{} seen, {not_ready} not ready, {isolated} isolated, {unreachable} unreachable; result: {}\n",
-            render_cluster(&list),
+            render_cluster(list),
             checks::plural(list.len(), "node", "nodes"),
             worst.as_str()
         )

@@ -18,7 +18,8 @@ use oci::ImageReference;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::admin::Admin;
+use super::node::Admin;
+use super::providers;
 use crate::status::checks::{self, Verdict};
 
 const PAGE: &str = include_str!("debug_web.html");
@@ -149,30 +150,18 @@ async fn measure_handler(
 }
 
 async fn measure(admin: &Admin, reference: &ImageReference) -> Measurement {
-    let started = Instant::now();
     let key = reference
         .digest
         .as_ref()
         .map(ToString::to_string)
         .or_else(|| reference.tag_key())
         .unwrap_or_default();
-    let mut found = admin.router.lookup(&key).await;
-    let mut providers = Vec::new();
-    let mut first_provider_ms = None;
-    let window = tokio::time::sleep(LOOKUP_WINDOW);
-    tokio::pin!(window);
-    loop {
-        tokio::select! {
-            p = found.recv() => match p {
-                Some(p) => {
-                    first_provider_ms.get_or_insert(started.elapsed().as_secs_f64() * 1000.0);
-                    providers.push(p.peer.to_string());
-                }
-                None => break,
-            },
-            () = &mut window => break,
-        }
-    }
+    let found = providers::collect(&admin.router, &key, LOOKUP_WINDOW).await;
+    let first_provider_ms = found.first().map(|f| f.after.as_secs_f64() * 1000.0);
+    let providers = found
+        .into_iter()
+        .map(|f| f.provider.peer.to_string())
+        .collect();
 
     let pulled = Instant::now();
     let base = format!("http://{}", loopback(admin.registry_addr));
