@@ -53,6 +53,9 @@ impl Inner {
             for (k, v) in request.headers.iter().chain(extra.iter()) {
                 builder = builder.header(k, v);
             }
+            if let Some(authorization) = &self.authorization {
+                builder = builder.header(header::AUTHORIZATION, authorization);
+            }
             let Ok(req) = builder.body(Empty::new()) else {
                 return Err(Failure::BadResponse);
             };

@@ -59,6 +59,8 @@ pub struct Config {
     pub quarantine: Duration,
     /// Whether tags are resolved through peers (`registry/repository:tag` keys).
     pub resolve_tags: bool,
+    /// The credentials peers' registries require (`--basic-auth-file`; the same on every node).
+    pub basic_auth: Option<oci::BasicAuth>,
 }
 
 /// Why one peer did not serve a request, as a metrics label.
@@ -99,6 +101,8 @@ pub struct Mirror {
 pub(crate) struct Inner {
     router: p2p::Router,
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// The `Authorization` header sent to peers, made once from `config.basic_auth`.
+    authorization: Option<HeaderValue>,
     config: Config,
     peers: Peers,
     load: load::Load,
@@ -115,10 +119,19 @@ impl Mirror {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         let peers = Peers::new(config.quarantine);
+        let authorization = config
+            .basic_auth
+            .as_ref()
+            .and_then(|a| HeaderValue::try_from(a.header_value()).ok())
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         Mirror {
             inner: Arc::new(Inner {
                 router,
                 client,
+                authorization,
                 config,
                 peers,
                 load: load::Load::default(),

@@ -31,6 +31,9 @@ pub(crate) struct Admin {
     pub(crate) metrics_addr: SocketAddr,
     pub(crate) started_unix: u64,
     pub(crate) debug_web: bool,
+    /// The registry's credentials (`--basic-auth-file`): the debug page's measure action pulls
+    /// through the registry with them.
+    pub(crate) basic_auth: Option<oci::BasicAuth>,
     /// One measurement of the debug page at a time.
     pub(crate) measuring: tokio::sync::Semaphore,
 }

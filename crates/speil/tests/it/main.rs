@@ -1,6 +1,7 @@
 //! Integration tests of the `speil` binary: real processes, real skopeo, real dnsmasq, real
 //! signals. One test binary; one module per area.
 
+mod auth;
 mod bootstrap;
 mod chart;
 mod cli;

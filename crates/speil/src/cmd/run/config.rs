@@ -1,7 +1,9 @@
 //! The flags of `speil run` turned into the configurations of the router and the mirror,
 //! checking what clap cannot check alone (flags that depend on each other).
 
-use anyhow::bail;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
 
 use crate::cli::{BootstrapKind, MirrorArgs, P2pArgs};
 
@@ -57,8 +59,13 @@ pub(super) fn p2p_config(args: &P2pArgs) -> anyhow::Result<p2p::Config> {
 }
 
 /// The mirror's configuration; peers' registries listen on `--mirror-peer-port`, or on the
-/// port this node's registry listens on (`registry_port`), as in a DaemonSet.
-pub(super) fn mirror_config(args: &MirrorArgs, registry_port: u16) -> registry::mirror::Config {
+/// port this node's registry listens on (`registry_port`), as in a DaemonSet, and require
+/// `basic_auth` as this node's does.
+pub(super) fn mirror_config(
+    args: &MirrorArgs,
+    registry_port: u16,
+    basic_auth: Option<oci::BasicAuth>,
+) -> registry::mirror::Config {
     registry::mirror::Config {
         peer_port: args.mirror_peer_port.unwrap_or(registry_port),
         connect_timeout: args.mirror_connect_timeout,
@@ -66,5 +73,16 @@ pub(super) fn mirror_config(args: &MirrorArgs, registry_port: u16) -> registry::
         resolve_retries: usize::from(args.mirror_resolve_retries),
         quarantine: args.mirror_peer_quarantine,
         resolve_tags: args.resolve_tags,
+        basic_auth,
     }
+}
+
+/// The credentials of `--basic-auth-file`, when given; the file's content is never shown.
+pub(super) fn basic_auth(file: Option<&Path>) -> anyhow::Result<Option<oci::BasicAuth>> {
+    let Some(file) = file else { return Ok(None) };
+    let content = std::fs::read_to_string(file)
+        .with_context(|| format!("--basic-auth-file {}", file.display()))?;
+    oci::BasicAuth::parse(&content)
+        .map(Some)
+        .with_context(|| format!("--basic-auth-file {}", file.display()))
 }

@@ -39,6 +39,7 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
 
     let Checked {
         p2p: p2p_config,
+        basic_auth,
         filters,
         registry_listener,
         metrics_listener,
@@ -62,12 +63,11 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     ));
 
     let http = registry_app(
-        &args,
         &opened,
         &router,
         registry_metrics.clone(),
         filters,
-        registry_addr.port(),
+        config::mirror_config(&args.mirror, registry_addr.port(), basic_auth.clone()),
     );
     tasks.spawn(registry::serve(
         registry_listener,
@@ -87,6 +87,7 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
         metrics_addr,
         started_unix,
         debug_web: args.debug_web,
+        basic_auth,
         measuring: tokio::sync::Semaphore::new(1),
     });
     tasks.spawn(registry::serve(
@@ -116,6 +117,7 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
 /// What `speil run` checks before anything starts: everything that can be refused.
 struct Checked {
     p2p: p2p::Config,
+    basic_auth: Option<oci::BasicAuth>,
     filters: registry::Filters,
     registry_listener: TcpListener,
     metrics_listener: TcpListener,
@@ -133,26 +135,24 @@ async fn check(args: &RunArgs) -> anyhow::Result<Checked> {
     .map_err(|e| bad_value(anyhow::Error::from(e)))?;
     Ok(Checked {
         p2p,
+        basic_auth: config::basic_auth(args.basic_auth_file.as_deref()).map_err(bad_value)?,
         filters,
         registry_listener: bind("--registry-addr", args.registry_addr).await?,
         metrics_listener: bind("--metrics-addr", args.metrics_addr).await?,
     })
 }
 
-/// The registry's routes: the store, with the mirror behind it, ready when the router is.
+/// The registry's routes: the store, with the mirror behind it, ready when the router is, and
+/// closed to requests without the credentials when the mirror's configuration has them.
 fn registry_app(
-    args: &RunArgs,
     opened: &store::Opened,
     router: &p2p::Router,
     metrics: registry::Metrics,
     filters: registry::Filters,
-    registry_port: u16,
+    mirror: registry::mirror::Config,
 ) -> axum::Router {
-    let mirror = registry::Mirror::new(
-        router.clone(),
-        config::mirror_config(&args.mirror, registry_port),
-        metrics.clone(),
-    );
+    let basic_auth = mirror.basic_auth.clone();
+    let mirror = registry::Mirror::new(router.clone(), mirror, metrics.clone());
     let readiness = {
         let router = router.clone();
         Arc::new(move || router.ready())
@@ -161,6 +161,7 @@ fn registry_app(
         .with_mirror(mirror)
         .with_filters(filters)
         .with_peer_id(&router.peer_id())
+        .with_basic_auth(basic_auth)
         .router()
 }
 
