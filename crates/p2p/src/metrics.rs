@@ -64,21 +64,32 @@ pub struct Metrics {
     pub(crate) libp2p: std::sync::Arc<libp2p::metrics::Metrics>,
 }
 
+/// Registers `metric` as `name` in `registry` and returns it.
+fn register<M: Clone + prometheus_client::registry::Metric>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// Registers the router's metrics, and libp2p's under `libp2p_`, in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let candidates = Family::default();
-        registry.register(
+        let candidates = register(
+            registry,
             "speil_bootstrap_candidates",
             "Bootstrap candidates by outcome: self (dropped before dialing), dialed, connected, \
              failed, self_dial (a dial that reached this node)",
-            Clone::clone(&candidates),
+            Family::default(),
         );
-        let self_dials = Counter::default();
-        registry.register(
+        let self_dials = register(
+            registry,
             "speil_p2p_self_dials",
             "Connections that reached this node itself; stays 0 when self filtering works",
-            self_dials.clone(),
+            Counter::default(),
         );
         let state = Family::<StateLabels, Gauge>::default();
         for s in State::ALL {
@@ -86,65 +97,31 @@ impl Metrics {
                 .get_or_create(&StateLabels { state: s.as_str() })
                 .set(i64::from(s == State::Starting));
         }
-        registry.register(
+        let state = register(
+            registry,
             "speil_bootstrap_state",
             "1 for the node's current bootstrap state, 0 for the others",
-            state.clone(),
+            state,
         );
-        let rounds = Family::default();
-        registry.register(
+        let rounds = register(
+            registry,
             "speil_bootstrap_rounds",
             "Bootstrap rounds by result: connected, no_other_nodes, all_failed, discovery_failed",
-            Clone::clone(&rounds),
+            Family::default(),
         );
-        let connected = Gauge::default();
-        registry.register(
-            "speil_p2p_connected_peers",
-            "Peers with an open connection",
-            connected.clone(),
-        );
-        let routing = Gauge::default();
-        registry.register(
-            "speil_p2p_routing_table_peers",
-            "Peers in the Kademlia routing table",
-            routing.clone(),
-        );
-        // 100 µs (loopback) to about 3 s (a peer about to time out).
-        let rtt = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-            0.0001, 2.5, 12,
-        ));
-        registry.register(
-            "speil_p2p_peer_rtt_seconds",
-            "Round-trip times of the pings sent to connected peers",
-            rtt.clone(),
-        );
-        let advertised_tags = Family::default();
-        registry.register(
-            "speil_advertised_image_tags",
-            "Image tags advertised to other nodes, by registry",
-            Clone::clone(&advertised_tags),
-        );
-        let advertised_images = Family::default();
-        registry.register(
-            "speil_advertised_image_digests",
-            "Image (manifest or index) digests advertised to other nodes, by registry",
-            Clone::clone(&advertised_images),
-        );
-        let advertised_contents = Family::default();
-        registry.register(
-            "speil_advertised_content_digests",
-            "Content digests (manifests, configs, layers) advertised to other nodes, by registry",
-            Clone::clone(&advertised_contents),
-        );
+        let (connected, routing, rtt) = register_peers(registry);
+        let (advertised_tags, advertised_images, advertised_contents) =
+            register_advertised(registry);
         let identify = Family::<DirLabels, Counter>::default();
         for dir in ["inbound", "outbound"] {
             let _ = identify.get_or_create(&DirLabels { dir });
         }
-        registry.register(
+        let identify = register(
+            registry,
             "libp2p_identify_identify",
             "Identify exchanges as go-libp2p counts them: inbound when a peer asked this node, \
              outbound when this node asked a peer and got its answer",
-            identify.clone(),
+            identify,
         );
         let libp2p = std::sync::Arc::new(libp2p::metrics::Metrics::new(registry));
         Metrics {
@@ -220,4 +197,60 @@ impl Metrics {
         self.connected.set(connected as i64);
         self.routing.set(routing as i64);
     }
+}
+
+/// Registers the peer gauges: connected, in the routing table, and ping round trips.
+fn register_peers(registry: &mut Registry) -> (Gauge, Gauge, Histogram) {
+    let connected = register(
+        registry,
+        "speil_p2p_connected_peers",
+        "Peers with an open connection",
+        Gauge::default(),
+    );
+    let routing = register(
+        registry,
+        "speil_p2p_routing_table_peers",
+        "Peers in the Kademlia routing table",
+        Gauge::default(),
+    );
+    // 100 µs (loopback) to about 3 s (a peer about to time out).
+    let rtt = register(
+        registry,
+        "speil_p2p_peer_rtt_seconds",
+        "Round-trip times of the pings sent to connected peers",
+        Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.0001, 2.5, 12,
+        )),
+    );
+    (connected, routing, rtt)
+}
+
+/// The gauges of what is advertised, by registry: tags, image digests, content digests.
+type AdvertisedFamilies = (
+    Family<RegistryLabels, Gauge>,
+    Family<RegistryLabels, Gauge>,
+    Family<RegistryLabels, Gauge>,
+);
+
+/// Registers the gauges of what is advertised.
+fn register_advertised(registry: &mut Registry) -> AdvertisedFamilies {
+    let tags = register(
+        registry,
+        "speil_advertised_image_tags",
+        "Image tags advertised to other nodes, by registry",
+        Family::default(),
+    );
+    let images = register(
+        registry,
+        "speil_advertised_image_digests",
+        "Image (manifest or index) digests advertised to other nodes, by registry",
+        Family::default(),
+    );
+    let contents = register(
+        registry,
+        "speil_advertised_content_digests",
+        "Content digests (manifests, configs, layers) advertised to other nodes, by registry",
+        Family::default(),
+    );
+    (tags, images, contents)
 }
