@@ -10,7 +10,6 @@
 //! - `transport`: TCP with noise and yamux, every dial from a new local port.
 //! - `liveness`: which peers stopped answering (pings, dials, broken connections).
 //! - [`Router`]: the handle the rest of Speil uses: advertise, withdraw, look up, status.
-//! - [`sync`]: keeps what is advertised equal to what the store holds.
 
 pub mod bootstrap;
 mod config;
@@ -21,7 +20,6 @@ mod metrics;
 mod router;
 pub use swarm::PeerInfo;
 mod swarm;
-pub mod sync;
 mod transport;
 
 pub use config::Config;

@@ -1,6 +1,8 @@
 //! Metrics of the P2P router: bootstrap candidates and rounds, self dials, the bootstrap state,
 //! peer counts and what is advertised. libp2p's own metrics are registered beside them.
 
+use std::collections::BTreeMap;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -31,8 +33,8 @@ struct DirLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RegistryLabels {
-    pub(crate) registry: String,
+struct RegistryLabels {
+    registry: String,
 }
 
 /// What a node advertises, summed over registries, as `/status` shows it.
@@ -56,9 +58,9 @@ pub struct Metrics {
     connected: Gauge,
     routing: Gauge,
     rtt: Histogram,
-    pub(crate) advertised_tags: Family<RegistryLabels, Gauge>,
-    pub(crate) advertised_images: Family<RegistryLabels, Gauge>,
-    pub(crate) advertised_contents: Family<RegistryLabels, Gauge>,
+    advertised_tags: Family<RegistryLabels, Gauge>,
+    advertised_images: Family<RegistryLabels, Gauge>,
+    advertised_contents: Family<RegistryLabels, Gauge>,
     advertised: std::sync::Arc<std::sync::Mutex<Advertised>>,
     identify: Family<DirLabels, Counter>,
     pub(crate) libp2p: std::sync::Arc<libp2p::metrics::Metrics>,
@@ -182,11 +184,38 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn set_advertised(&self, totals: Advertised) {
+    /// Sets what this node advertises: `totals` over every registry (as `/status` shows it),
+    /// and the gauges of each registry in `by_registry`. Registries left out drop to zero
+    /// rather than keep their last value.
+    pub fn set_advertised(&self, totals: Advertised, by_registry: &BTreeMap<String, Advertised>) {
+        for family in [
+            &self.advertised_tags,
+            &self.advertised_images,
+            &self.advertised_contents,
+        ] {
+            family.clear();
+        }
         *self
             .advertised
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = totals;
+        for (registry, a) in by_registry {
+            let labels = RegistryLabels {
+                registry: registry.clone(),
+            };
+            // A registry none of whose tags is advertised has no tag gauge at all.
+            if a.image_tags > 0 {
+                self.advertised_tags
+                    .get_or_create(&labels)
+                    .set(a.image_tags as i64);
+            }
+            self.advertised_images
+                .get_or_create(&labels)
+                .set(a.image_digests as i64);
+            self.advertised_contents
+                .get_or_create(&labels)
+                .set(a.content_digests as i64);
+        }
     }
 
     pub(crate) fn rtt(&self, rtt: std::time::Duration) {
@@ -253,4 +282,39 @@ fn register_advertised(registry: &mut Registry) -> AdvertisedFamilies {
         Family::default(),
     );
     (tags, images, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(registry: &Registry) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn advertised_gauges_follow_the_last_totals_by_registry() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        let counts = |image_tags, image_digests, content_digests| Advertised {
+            image_tags,
+            image_digests,
+            content_digests,
+        };
+        let mut by_registry = BTreeMap::new();
+        by_registry.insert("docker.io".to_owned(), counts(2, 2, 9));
+        by_registry.insert("unknown".to_owned(), counts(0, 1, 3));
+        m.set_advertised(counts(2, 3, 11), &by_registry);
+        assert_eq!(m.advertised(), counts(2, 3, 11));
+        let text = encoded(&registry);
+        assert!(text.contains("speil_advertised_image_tags{registry=\"docker.io\"} 2\n"));
+        assert!(!text.contains("speil_advertised_image_tags{registry=\"unknown\"}"));
+        assert!(text.contains("speil_advertised_image_digests{registry=\"unknown\"} 1\n"));
+        assert!(text.contains("speil_advertised_content_digests{registry=\"docker.io\"} 9\n"));
+        by_registry.remove("docker.io");
+        m.set_advertised(counts(0, 1, 3), &by_registry);
+        assert!(!encoded(&registry).contains("docker.io"));
+    }
 }

@@ -115,9 +115,9 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| bad_value(anyhow::anyhow!("starting the P2P router: {e}")))?;
-    let advertise_filter: Arc<dyn p2p::sync::Filter> = Arc::new(filters.clone());
+    let advertise_filter: Arc<dyn crate::advertise::Filter> = Arc::new(filters.clone());
     let p2p_metrics_status = p2p_metrics.clone();
-    tasks.spawn(p2p::sync::run(
+    tasks.spawn(crate::advertise::run(
         store.clone(),
         router.clone(),
         p2p_metrics,
