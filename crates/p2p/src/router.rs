@@ -16,14 +16,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::addr::{socket_addr, tcp_multiaddr};
+use crate::bootstrap::controller::Controller;
 use crate::bootstrap::http::IdDocument;
-use crate::bootstrap::{Controller, Round, State};
+use crate::bootstrap::state::{BootstrapStatus, Round, State};
 use crate::config::Config;
 use crate::key::dht_key;
+use crate::liveness::Liveness;
+use crate::messages::{Command, Counts, PeerInfo, Provider};
 use crate::metrics::Metrics;
-use crate::swarm::{
-    Behaviour, Command, Counts, EventLoop, IDENTIFY_PROTOCOL, KAD_PROTOCOL, PeerInfo,
-};
+use crate::swarm::{Behaviour, EventLoop, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 use crate::transport::NewPortPerDial;
 
 /// Commands that may wait for the swarm task before callers feel back-pressure.
@@ -32,23 +34,6 @@ const COMMAND_BUFFER: usize = 1024;
 const LOOKUP_BUFFER: usize = 32;
 /// How many provider records the node may hold for itself and others.
 const MAX_PROVIDED_KEYS: usize = 200_000;
-
-/// A node that holds a looked-up key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Provider {
-    /// Its peer id.
-    pub peer: PeerId,
-    /// Its router addresses; its registry is at the same IPs.
-    pub addrs: Vec<Multiaddr>,
-}
-
-/// The bootstrap part of the status, as the controller publishes it.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct BootstrapStatus {
-    pub(crate) state: State,
-    pub(crate) since_unix: u64,
-    pub(crate) last_round: Option<Round>,
-}
 
 /// This node's P2P status, for readiness, `/status` and `speil status`.
 #[derive(Debug, Clone, Serialize)]
@@ -105,12 +90,11 @@ impl Router {
         refuse_taken_port(config.listen)?;
         let mut swarm = build_swarm(key, &config).map_err(std::io::Error::other)?;
         swarm
-            .listen_on(crate::bootstrap::tcp_multiaddr(config.listen))
+            .listen_on(tcp_multiaddr(config.listen))
             .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;
         // Listening is reported as an event; wait for it so a port that is taken fails here.
         let listen_addrs = first_listen_addrs(&mut swarm, config.listen).await?;
-        let bound_port = crate::bootstrap::socket_addr(&listen_addrs[0])
-            .map_or(config.listen.port(), |a| a.port());
+        let bound_port = socket_addr(&listen_addrs[0]).map_or(config.listen.port(), |a| a.port());
         let bound = SocketAddr::new(config.listen.ip(), bound_port);
 
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
@@ -122,7 +106,7 @@ impl Router {
             last_round: None,
         });
 
-        let liveness = crate::liveness::Liveness::new(config.peer_down_for);
+        let liveness = Liveness::new(config.peer_down_for);
         let event_loop = EventLoop::new(
             swarm,
             commands_rx,

@@ -1,4 +1,4 @@
-//! The one task that owns the libp2p swarm. Everything else talks to it through [`Command`]s on
+//! The one task that owns the libp2p swarm. Everything else talks to it through `Command`s on
 //! a bounded channel; it answers over oneshot or bounded channels and publishes peer counts on a
 //! watch channel.
 
@@ -8,17 +8,16 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
 use libp2p::metrics::Recorder as _;
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, ping};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::bootstrap::Candidate;
-use crate::liveness::{Liveness, Lost};
+use crate::addr::{is_loopback, socket_addr, without_peer_id};
+use crate::liveness::Liveness;
+use crate::messages::{Candidate, Command, Counts, DialOutcome, PeerInfo, Provider};
 use crate::metrics::Metrics;
-use crate::router::Provider;
 
 /// The Kademlia protocol name: Speil nodes form their own DHT, apart from any other libp2p network.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/speil/kad/1.0.0");
@@ -42,61 +41,6 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     /// Keeps "connected" true: a peer that stops answering is disconnected (see `on_ping`).
     pub(crate) ping: ping::Behaviour,
-}
-
-/// Requests to the swarm task.
-pub(crate) enum Command {
-    /// Start (and keep) providing these keys.
-    Provide(Vec<RecordKey>),
-    /// Stop providing these keys.
-    Unprovide(Vec<RecordKey>),
-    /// Publish every provided key again, for peers that joined since.
-    ReprovideAll,
-    /// Send the providers of `key` to `reply` as they are found; `reply` closes when done.
-    Lookup {
-        key: RecordKey,
-        reply: mpsc::Sender<Provider>,
-    },
-    /// Dial these candidates; answer with one outcome per candidate, in order.
-    Dial {
-        candidates: Vec<Candidate>,
-        reply: oneshot::Sender<Vec<DialOutcome>>,
-    },
-    /// The peers this node knows.
-    Peers(oneshot::Sender<Vec<PeerInfo>>),
-}
-
-/// What dialing one candidate led to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum DialOutcome {
-    /// A connection to this peer is open.
-    Connected(PeerId),
-    /// The dial failed.
-    Failed(String),
-    /// The connection reached this node itself; the address is never dialed again.
-    ItsMe,
-}
-
-/// A peer as the status shows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PeerInfo {
-    /// Its peer id.
-    pub id: String,
-    /// Its known addresses.
-    pub addrs: Vec<String>,
-    /// Whether a connection to it is open.
-    pub connected: bool,
-    /// Whether it is in the routing table.
-    pub routing: bool,
-}
-
-/// Peer counts, published on every change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) connected: usize,
-    pub(crate) routing: usize,
-    /// The peer whose loss last left this node without connections.
-    pub(crate) last_lost: Option<Lost>,
 }
 
 struct Lookup {
@@ -660,7 +604,7 @@ impl EventLoop {
             let addrs: Vec<Multiaddr> = info
                 .listen_addrs
                 .into_iter()
-                .filter(|a| crate::bootstrap::socket_addr(a).is_some())
+                .filter(|a| socket_addr(a).is_some())
                 .filter(|a| via_loopback || !is_loopback(a))
                 .collect();
             tracing::debug!(peer = %peer_id, ?connection_id, ?addrs, "identified peer");
@@ -686,10 +630,7 @@ impl EventLoop {
         }
         let entry = self.address_book.entry(peer).or_default();
         for a in addrs {
-            let a: Multiaddr = a
-                .into_iter()
-                .filter(|p| !matches!(p, Protocol::P2p(_)))
-                .collect();
+            let a = without_peer_id(a);
             if !entry.contains(&a) {
                 entry.push(a);
             }
@@ -737,10 +678,6 @@ impl EventLoop {
             })
             .collect()
     }
-}
-
-fn is_loopback(a: &Multiaddr) -> bool {
-    crate::bootstrap::socket_addr(a).is_some_and(|s| s.ip().is_loopback())
 }
 
 /// A one-line reason for a dial failure, for round summaries.

@@ -12,13 +12,15 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::dns::Resolver;
-use super::{Candidate, DiscoveryError, Round, SelfFilter, Source, State};
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::router::BootstrapStatus;
-use crate::swarm::{Command, Counts, DialOutcome};
 use timing::{Backoff, unix_now_secs};
+
+use super::dns::Resolver;
+use super::self_filter::SelfFilter;
+use super::source::{DiscoveryError, Source};
+use super::state::{BootstrapStatus, Round, State};
+use crate::config::Config;
+use crate::messages::{Candidate, Command, Counts, DialOutcome};
+use crate::metrics::Metrics;
 
 /// Retry delays while not healthy: exponential from `BACKOFF_MIN` to `BACKOFF_MAX`, with jitter.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);

@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Candidate, DiscoveryError};
+use super::source::DiscoveryError;
+use crate::messages::Candidate;
 
 /// The largest `/id` document read.
 const MAX_DOCUMENT: usize = 64 * 1024;

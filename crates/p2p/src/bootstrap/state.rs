@@ -1,4 +1,5 @@
-//! The bootstrap state a node reports, and the summary of a bootstrap round.
+//! The bootstrap state a node reports, the summary of a bootstrap round, and what the controller
+//! publishes of both for the router's status and readiness.
 
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +119,14 @@ impl Round {
             "connected"
         }
     }
+}
+
+/// The bootstrap part of the status, as the controller publishes it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BootstrapStatus {
+    pub(crate) state: State,
+    pub(crate) since_unix: u64,
+    pub(crate) last_round: Option<Round>,
 }
 
 #[cfg(test)]
