@@ -5,11 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use libp2p::core::Transport as _;
-use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
-use libp2p::kad::{self, RecordKey};
-use libp2p::{Multiaddr, PeerId, identify, noise, ping, tcp, yamux};
+use libp2p::kad::RecordKey;
+use libp2p::{Multiaddr, PeerId, Swarm};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,15 +23,13 @@ use crate::key::dht_key;
 use crate::liveness::Liveness;
 use crate::messages::{Command, Counts, PeerInfo, Provider};
 use crate::metrics::Metrics;
-use crate::swarm::{Behaviour, EventLoop, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
-use crate::transport::NewPortPerDial;
+use crate::swarm::EventLoop;
+use crate::swarm::behaviour::{self, Behaviour};
 
 /// Commands that may wait for the swarm task before callers feel back-pressure.
 const COMMAND_BUFFER: usize = 1024;
 /// Providers a lookup may have found before its reader takes them.
 const LOOKUP_BUFFER: usize = 32;
-/// How many provider records the node may hold for itself and others.
-const MAX_PROVIDED_KEYS: usize = 200_000;
 
 /// This node's P2P status, for readiness, `/status` and `speil status`.
 #[derive(Debug, Clone, Serialize)]
@@ -88,7 +84,7 @@ impl Router {
     ) -> std::io::Result<Router> {
         let peer_id = key.public().to_peer_id();
         refuse_taken_port(config.listen)?;
-        let mut swarm = build_swarm(key, &config).map_err(std::io::Error::other)?;
+        let mut swarm = behaviour::build(key, &config).map_err(std::io::Error::other)?;
         swarm
             .listen_on(tcp_multiaddr(config.listen))
             .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;
@@ -245,62 +241,6 @@ impl Router {
     }
 }
 
-fn build_swarm(
-    key: Keypair,
-    config: &Config,
-) -> Result<libp2p::Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|key| {
-            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                NewPortPerDial(tcp)
-                    .upgrade(upgrade::Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()),
-            )
-        })?
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-            kad_config
-                .set_query_timeout(Duration::from_secs(10))
-                .set_provider_record_ttl(Some(config.provider_ttl))
-                .set_provider_publication_interval(Some(config.provider_republish))
-                // Speil stores no values in the DHT, only provider records.
-                .set_record_ttl(None)
-                .set_publication_interval(None)
-                .set_replication_interval(None);
-            let store_config = kad::store::MemoryStoreConfig {
-                max_provided_keys: MAX_PROVIDED_KEYS,
-                max_records: 0,
-                ..Default::default()
-            };
-            let store = kad::store::MemoryStore::with_config(peer_id, store_config);
-            let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
-            kad.set_mode(Some(kad::Mode::Server));
-            let identify = identify::Behaviour::new(
-                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                    .with_agent_version(format!("speil/{}", env!("CARGO_PKG_VERSION"))),
-            );
-            let ping = ping::Behaviour::new(
-                ping::Config::new()
-                    .with_interval(config.ping_interval)
-                    .with_timeout(config.ping_timeout),
-            );
-            Behaviour {
-                kad,
-                identify,
-                ping,
-            }
-        })?
-        // Connections between nodes stay open while pings are answered: "connected" is a live
-        // connection, so it must not lapse because a quiet cluster had nothing to look up.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
-        .build();
-    Ok(swarm)
-}
-
 /// Fails when another process listens on `listen` already. libp2p's TCP transport binds its
 /// listeners with SO_REUSEPORT, so a second node on the same port would start, share the port
 /// with the first and split their traffic; a plain bind (without SO_REUSEPORT) is refused
@@ -316,7 +256,7 @@ fn refuse_taken_port(listen: SocketAddr) -> std::io::Result<()> {
 
 /// Waits until the swarm reports its listen addresses (or fails to listen).
 async fn first_listen_addrs(
-    swarm: &mut libp2p::Swarm<Behaviour>,
+    swarm: &mut Swarm<Behaviour>,
     listen: SocketAddr,
 ) -> std::io::Result<Vec<Multiaddr>> {
     use futures::StreamExt as _;
