@@ -5,6 +5,7 @@
 
 use libp2p::kad::RecordKey;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::DialError;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,10 +79,59 @@ impl Candidate {
 pub(crate) enum DialOutcome {
     /// A connection to this peer is open.
     Connected(PeerId),
-    /// The dial failed, and why (one line).
-    Failed(String),
+    /// The dial failed.
+    Failed(DialFailure),
     /// The connection reached this node itself; the address is never dialed again.
     ItsMe,
+}
+
+/// Why a dial failed, in one line: round summaries (`/status`, log lines) show it after the
+/// address, as `address: reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DialFailure {
+    /// The transport failed; the innermost cause, such as `Connection refused (os error 111)`.
+    #[error("{0}")]
+    Transport(String),
+    /// The transport failed without saying why.
+    #[error("transport error")]
+    TransportUnexplained,
+    /// The address leads back to this node.
+    #[error("this node itself")]
+    ItsMe,
+    /// Another peer than the one expected answered.
+    #[error("answered as another peer ({0})")]
+    WrongPeer(PeerId),
+    /// There was no address to dial.
+    #[error("no addresses")]
+    NoAddresses,
+    /// Any other refusal by libp2p, as libp2p words it.
+    #[error("{0}")]
+    Other(String),
+    /// The swarm task did not answer within the round's time.
+    #[error("no answer within {0:?}")]
+    NoAnswer(std::time::Duration),
+}
+
+impl From<&DialError> for DialFailure {
+    fn from(e: &DialError) -> Self {
+        match e {
+            DialError::Transport(errors) => {
+                errors
+                    .first()
+                    .map_or(DialFailure::TransportUnexplained, |(_, e)| {
+                        let mut source: &dyn std::error::Error = e;
+                        while let Some(next) = source.source() {
+                            source = next;
+                        }
+                        DialFailure::Transport(source.to_string())
+                    })
+            }
+            DialError::LocalPeerId { .. } => DialFailure::ItsMe,
+            DialError::WrongPeerId { obtained, .. } => DialFailure::WrongPeer(*obtained),
+            DialError::NoAddresses => DialFailure::NoAddresses,
+            other => DialFailure::Other(other.to_string()),
+        }
+    }
 }
 
 /// A peer as the status shows it.
@@ -120,5 +170,36 @@ mod tests {
         let c = Candidate::at("[::1]:5001".parse().unwrap());
         assert_eq!(c.addr.to_string(), "/ip6/::1/tcp/5001");
         assert_eq!(c.peer, None);
+    }
+
+    #[test]
+    fn dial_failures_read_as_the_status_shows_them() {
+        let id = PeerId::random();
+        let shown = |e: &DialError| DialFailure::from(e).to_string();
+        assert_eq!(shown(&DialError::NoAddresses), "no addresses");
+        assert_eq!(
+            shown(&DialError::LocalPeerId {
+                address: "/ip4/127.0.0.1/tcp/1".parse().unwrap()
+            }),
+            "this node itself"
+        );
+        assert_eq!(
+            shown(&DialError::WrongPeerId {
+                obtained: id,
+                address: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            }),
+            format!("answered as another peer ({id})")
+        );
+        assert_eq!(shown(&DialError::Transport(Vec::new())), "transport error");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let transport = DialError::Transport(vec![(
+            "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            libp2p::TransportError::Other(refused),
+        )]);
+        assert_eq!(shown(&transport), "refused");
+        assert_eq!(
+            DialFailure::NoAnswer(std::time::Duration::from_secs(5)).to_string(),
+            "no answer within 5s"
+        );
     }
 }

@@ -19,7 +19,7 @@ use super::self_filter::SelfFilter;
 use super::source::{DiscoveryError, Source};
 use super::state::{BootstrapStatus, Round, State};
 use crate::config::Config;
-use crate::messages::{Candidate, Command, Counts, DialOutcome};
+use crate::messages::{Candidate, Command, Counts, DialFailure, DialOutcome};
 use crate::metrics::Metrics;
 
 /// Retry delays while not healthy: exponential from `BACKOFF_MIN` to `BACKOFF_MAX`, with jitter.
@@ -205,10 +205,7 @@ impl Controller {
                 None
             };
             let outcomes = outcomes.unwrap_or_else(|| {
-                vec![
-                    DialOutcome::Failed(format!("no answer within {ROUND_TIMEOUT:?}"));
-                    others.len()
-                ]
+                vec![DialOutcome::Failed(DialFailure::NoAnswer(ROUND_TIMEOUT)); others.len()]
             });
             for (c, outcome) in others.iter().zip(outcomes) {
                 match outcome {

@@ -115,6 +115,7 @@ impl Dials {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::DialFailure;
     use libp2p::PeerId;
 
     #[test]
@@ -128,7 +129,7 @@ mod tests {
         );
         let peer = PeerId::random();
         d.dialing(c0, round, 0);
-        d.set(round, 1, DialOutcome::Failed("no addresses".into()));
+        d.set(round, 1, DialOutcome::Failed(DialFailure::NoAddresses));
         d.dialing(c2, round, 2);
         assert!(d.complete(round).is_none());
         assert_eq!(d.ended(c2, DialOutcome::ItsMe), Some(round));
@@ -142,7 +143,7 @@ mod tests {
             rx.try_recv().unwrap(),
             [
                 DialOutcome::Connected(peer),
-                DialOutcome::Failed("no addresses".into()),
+                DialOutcome::Failed(DialFailure::NoAddresses),
                 DialOutcome::ItsMe
             ]
         );

@@ -36,7 +36,7 @@ use self::dials::{Dials, RoundId};
 use self::lookups::Lookups;
 use self::provide::Provide;
 use crate::liveness::Liveness;
-use crate::messages::{Candidate, Command, Counts, DialOutcome, PeerInfo, Provider};
+use crate::messages::{Candidate, Command, Counts, DialFailure, DialOutcome, PeerInfo, Provider};
 use crate::metrics::Metrics;
 
 /// How often queued publications, the lookup cache and abandoned rounds are looked after.
@@ -197,7 +197,7 @@ impl EventLoop {
                     self.metrics.candidate("failed");
                     tracing::debug!(address = %c.addr, error = %e, "bootstrap dial failed");
                     self.dials
-                        .set(round, i, DialOutcome::Failed(short_dial_error(&e)));
+                        .set(round, i, DialOutcome::Failed(DialFailure::from(&e)));
                 }
             }
         }
@@ -311,7 +311,7 @@ impl EventLoop {
                 if let Some(peer) = peer {
                     self.liveness.failed(peer);
                 }
-                DialOutcome::Failed(short_dial_error(e))
+                DialOutcome::Failed(DialFailure::from(e))
             }
         };
         self.on_dial_outcome(connection, outcome);
@@ -467,25 +467,5 @@ impl EventLoop {
                 routing: routing.contains(&p),
             })
             .collect()
-    }
-}
-
-/// A one-line reason for a dial failure, for round summaries.
-fn short_dial_error(e: &DialError) -> String {
-    match e {
-        DialError::Transport(errors) => errors
-            .first()
-            .map(|(_, e)| {
-                let mut source: &dyn std::error::Error = e;
-                while let Some(next) = source.source() {
-                    source = next;
-                }
-                source.to_string()
-            })
-            .unwrap_or_else(|| "transport error".into()),
-        DialError::LocalPeerId { .. } => "this node itself".into(),
-        DialError::WrongPeerId { obtained, .. } => format!("answered as another peer ({obtained})"),
-        DialError::NoAddresses => "no addresses".into(),
-        other => other.to_string(),
     }
 }
