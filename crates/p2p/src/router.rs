@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::addr::{socket_addr, tcp_multiaddr};
 use crate::bootstrap::controller::Controller;
 use crate::bootstrap::http::IdDocument;
+use crate::bootstrap::source::SourceKind;
 use crate::bootstrap::state::{BootstrapStatus, Round, State};
 use crate::config::Config;
 use crate::key::dht_key;
@@ -65,7 +66,7 @@ pub struct Status {
 pub struct Router {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
-    bootstrap_kind: &'static str,
+    bootstrap_kind: SourceKind,
     bootstrap_source: String,
     bootstrap: watch::Receiver<BootstrapStatus>,
     counts: watch::Receiver<Counts>,
@@ -209,7 +210,7 @@ impl Router {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            bootstrap_kind: self.bootstrap_kind,
+            bootstrap_kind: self.bootstrap_kind.as_str(),
             bootstrap_source: self.bootstrap_source.clone(),
             state: b.state,
             state_since_unix: b.since_unix,

@@ -16,7 +16,7 @@ use timing::{Backoff, unix_now_secs};
 
 use super::dns::Resolver;
 use super::self_filter::SelfFilter;
-use super::source::{DiscoveryError, Source};
+use super::source::{DiscoveryError, Source, SourceKind};
 use super::state::{BootstrapStatus, Round, State};
 use crate::config::Config;
 use crate::messages::{Candidate, Command, Counts, DialFailure, DialOutcome};
@@ -45,7 +45,7 @@ enum Discovery {
 
 pub(crate) struct Controller {
     discovery: Discovery,
-    kind: &'static str,
+    kind: SourceKind,
     /// What discovery asks, for log lines.
     source: String,
     port: u16,
@@ -234,10 +234,10 @@ impl Controller {
         let starting = self.started.elapsed() < STARTUP_GRACE;
         if let Some(error) = &round.discovery_error {
             if starting {
-                tracing::debug!(source = self.kind, %error, "peer discovery failed while starting; retrying");
+                tracing::debug!(source = self.kind.as_str(), %error, "peer discovery failed while starting; retrying");
             } else {
                 tracing::warn!(
-                    source = self.kind,
+                    source = self.kind.as_str(),
                     %error,
                     peers,
                     "bootstrap round failed: peer discovery failed; retrying"
@@ -252,7 +252,7 @@ impl Controller {
                 );
             } else {
                 tracing::warn!(
-                    source = self.kind,
+                    source = self.kind.as_str(),
                     candidates = round.candidates,
                     self_dropped = round.self_dropped,
                     dialed = round.dialed,
@@ -263,7 +263,7 @@ impl Controller {
             }
         } else {
             tracing::debug!(
-                source = self.kind,
+                source = self.kind.as_str(),
                 candidates = round.candidates,
                 self_dropped = round.self_dropped,
                 dialed = round.dialed,
@@ -303,7 +303,7 @@ impl Controller {
                 tracing::warn!(
                     from = was.as_str(),
                     to = next.as_str(),
-                    source = self.kind,
+                    source = self.kind.as_str(),
                     asked = %self.source,
                     "bootstrap state changed: peer discovery lists no node at all, not even this one; \
                      check the name (the headless Service's name and namespace, the cluster domain) \
@@ -352,9 +352,13 @@ impl Controller {
         self.error_logged = true;
         let what_to_check = match self.state {
             State::DiscoveryFailed => match self.kind {
-                "dns" => "check --dns-bootstrap-domain, the headless service and cluster DNS",
-                "http" => "check --http-bootstrap-url and that the bootstrap node serves /id",
-                _ => "check the bootstrap source",
+                SourceKind::Dns => {
+                    "check --dns-bootstrap-domain, the headless service and cluster DNS"
+                }
+                SourceKind::Http => {
+                    "check --http-bootstrap-url and that the bootstrap node serves /id"
+                }
+                SourceKind::None | SourceKind::Static => "check the bootstrap source",
             },
             _ => {
                 "check that other nodes run and that their --router-addr port is reachable from here"

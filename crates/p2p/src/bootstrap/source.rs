@@ -22,6 +22,37 @@ pub enum Source {
     Static(Vec<Multiaddr>),
 }
 
+/// The kind of a [`Source`], as `--bootstrap-kind` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// `none`
+    None,
+    /// `dns`
+    Dns,
+    /// `http`
+    Http,
+    /// `static`
+    Static,
+}
+
+impl SourceKind {
+    /// The name of this kind, as in `--bootstrap-kind`, the status and log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::None => "none",
+            SourceKind::Dns => "dns",
+            SourceKind::Http => "http",
+            SourceKind::Static => "static",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The DNS bootstrap source (`--dns-bootstrap-domain`, `--dns-bootstrap-nameserver`).
 #[derive(Debug, Clone)]
 pub struct DnsSource {
@@ -32,13 +63,13 @@ pub struct DnsSource {
 }
 
 impl Source {
-    /// The name of this kind, as in `--bootstrap-kind`.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of this source.
+    pub fn kind(&self) -> SourceKind {
         match self {
-            Source::None => "none",
-            Source::Dns(_) => "dns",
-            Source::Http { .. } => "http",
-            Source::Static(_) => "static",
+            Source::None => SourceKind::None,
+            Source::Dns(_) => SourceKind::Dns,
+            Source::Http { .. } => SourceKind::Http,
+            Source::Static(_) => SourceKind::Static,
         }
     }
 
@@ -94,20 +125,21 @@ mod tests {
             domain: "speil.speil.svc".into(),
             nameserver: None,
         });
-        assert_eq!(dns.kind(), "dns");
+        assert_eq!(dns.kind(), SourceKind::Dns);
+        assert_eq!(dns.kind().to_string(), "dns");
         assert_eq!(
             dns.describe(),
             "speil.speil.svc (nameserver: system resolver)"
         );
-        assert_eq!(Source::None.kind(), "none");
+        assert_eq!(Source::None.kind().as_str(), "none");
         let url = Source::Http {
             url: "http://a:5002/id".into(),
         };
         assert_eq!(
-            (url.kind(), url.describe().as_str()),
+            (url.kind().as_str(), url.describe().as_str()),
             ("http", "http://a:5002/id")
         );
         let fixed = Source::Static(vec!["/ip4/10.0.0.1/tcp/5001".parse().unwrap()]);
-        assert_eq!(fixed.kind(), "static");
+        assert_eq!(fixed.kind(), SourceKind::Static);
     }
 }
