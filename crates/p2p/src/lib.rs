@@ -26,6 +26,7 @@ mod router;
 mod swarm;
 mod transport;
 
+pub use bootstrap::NotReady;
 pub use config::Config;
 pub use identity::load_or_create as load_identity;
 pub use libp2p::{Multiaddr, PeerId};

@@ -18,7 +18,7 @@ use crate::addr::{socket_addr, tcp_multiaddr};
 use crate::bootstrap::controller::Controller;
 use crate::bootstrap::http::IdDocument;
 use crate::bootstrap::source::SourceKind;
-use crate::bootstrap::state::{BootstrapStatus, Round, State};
+use crate::bootstrap::state::{BootstrapStatus, NotReady, Round, State};
 use crate::config::Config;
 use crate::key::dht_key;
 use crate::liveness::Liveness;
@@ -232,13 +232,8 @@ impl Router {
     }
 
     /// Whether the node should receive traffic: its state is `connected` or `standalone`.
-    pub fn ready(&self) -> Result<(), String> {
-        let state = self.bootstrap.borrow().state;
-        if state.is_ready() {
-            Ok(())
-        } else {
-            Err(format!("bootstrap state is {}", state.as_str()))
-        }
+    pub fn ready(&self) -> Result<(), NotReady> {
+        self.bootstrap.borrow().state.ready()
     }
 }
 

@@ -15,4 +15,4 @@ pub(crate) mod state;
 pub use crate::addr::{socket_addr, tcp_multiaddr};
 pub use crate::messages::Candidate;
 pub use source::{DiscoveryError, DnsSource, Source, SourceKind};
-pub use state::{Round, State};
+pub use state::{NotReady, Round, State};

@@ -139,7 +139,7 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     );
     let readiness = {
         let router = router.clone();
-        Arc::new(move || router.ready())
+        Arc::new(move || router.ready().map_err(|e| e.to_string()))
     };
     let http = registry::Registry::new(store.clone(), registry_metrics.clone(), readiness)
         .with_mirror(mirror)
