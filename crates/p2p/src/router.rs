@@ -9,14 +9,12 @@ use libp2p::identity::Keypair;
 use libp2p::kad::RecordKey;
 use libp2p::{Multiaddr, PeerId, Swarm};
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::addr::{socket_addr, tcp_multiaddr};
 use crate::bootstrap::controller::Controller;
-use crate::bootstrap::http::IdDocument;
 use crate::bootstrap::source::SourceKind;
 use crate::bootstrap::state::{BootstrapStatus, NotReady, Round, State};
 use crate::config::Config;
@@ -74,8 +72,9 @@ pub struct Router {
 }
 
 impl Router {
-    /// Starts the router with identity `key`: binds `config.listen` (failing at once if it
-    /// cannot), then runs until `shutdown`, its tasks tracked by `tasks`.
+    /// Starts the router with identity `key`: binds `config.listen` (and
+    /// `config.http_bootstrap_addr`, when set), failing at once if it cannot, then runs until
+    /// `shutdown`, its tasks tracked by `tasks`.
     pub async fn start(
         config: Config,
         key: Keypair,
@@ -84,16 +83,7 @@ impl Router {
         shutdown: CancellationToken,
     ) -> std::io::Result<Router> {
         let peer_id = key.public().to_peer_id();
-        refuse_taken_port(config.listen)?;
-        let mut swarm = behaviour::build(key, &config).map_err(std::io::Error::other)?;
-        swarm
-            .listen_on(tcp_multiaddr(config.listen))
-            .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;
-        // Listening is reported as an event; wait for it so a port that is taken fails here.
-        let listen_addrs = first_listen_addrs(&mut swarm, config.listen).await?;
-        let bound_port = socket_addr(&listen_addrs[0]).map_or(config.listen.port(), |a| a.port());
-        let bound = SocketAddr::new(config.listen.ip(), bound_port);
-
+        let (swarm, listen_addrs, bound) = listen(key, &config).await?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
         let (counts_tx, counts_rx) = watch::channel(Counts::default());
         let (listen_tx, listen_rx) = watch::channel(listen_addrs);
@@ -115,34 +105,11 @@ impl Router {
         tasks.spawn(event_loop.run(shutdown.child_token()));
 
         if let Some(addr) = config.http_bootstrap_addr {
-            let listener = TcpListener::bind(addr).await.map_err(|e| {
-                std::io::Error::new(e.kind(), format!("--http-bootstrap-addr {addr}: {e}"))
-            })?;
-            let (doc_tx, doc_rx) = watch::channel(IdDocument {
-                id: peer_id,
-                addrs: Vec::new(),
-            });
-            let mut addrs = listen_rx.clone();
-            let token = shutdown.child_token();
-            tasks.spawn(async move {
-                loop {
-                    let current = addrs.borrow_and_update().clone();
-                    doc_tx.send_modify(|d| d.addrs = current);
-                    tokio::select! {
-                        r = addrs.changed() => if r.is_err() { return },
-                        () = token.cancelled() => return,
-                    }
-                }
-            });
-            tasks.spawn(crate::bootstrap::http::serve(
-                listener,
-                doc_rx,
-                shutdown.child_token(),
-            ));
+            let addrs = listen_rx.clone();
+            crate::bootstrap::http::start(addr, peer_id, addrs, tasks, shutdown.child_token())
+                .await?;
         }
 
-        let bootstrap_kind = config.bootstrap.kind();
-        let bootstrap_source = config.bootstrap.describe();
         let controller = Controller::new(
             &config,
             peer_id,
@@ -157,8 +124,8 @@ impl Router {
         Ok(Router {
             commands: commands_tx,
             peer_id,
-            bootstrap_kind,
-            bootstrap_source,
+            bootstrap_kind: config.bootstrap.kind(),
+            bootstrap_source: config.bootstrap.describe(),
             bootstrap: bootstrap_rx,
             counts: counts_rx,
             listen_addrs: listen_rx,
@@ -235,6 +202,25 @@ impl Router {
     pub fn ready(&self) -> Result<(), NotReady> {
         self.bootstrap.borrow().state.ready()
     }
+}
+
+/// Builds the swarm and has it listen on `config.listen`. Returns it with its first listen
+/// addresses and the socket address it bound (the port chosen when `config.listen` asked for
+/// port 0).
+async fn listen(
+    key: Keypair,
+    config: &Config,
+) -> std::io::Result<(Swarm<Behaviour>, Vec<Multiaddr>, SocketAddr)> {
+    refuse_taken_port(config.listen)?;
+    let mut swarm = behaviour::build(key, config).map_err(std::io::Error::other)?;
+    swarm
+        .listen_on(tcp_multiaddr(config.listen))
+        .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;
+    // Listening is reported as an event; wait for it so a port that is taken fails here.
+    let listen_addrs = first_listen_addrs(&mut swarm, config.listen).await?;
+    let bound_port = socket_addr(&listen_addrs[0]).map_or(config.listen.port(), |a| a.port());
+    let bound = SocketAddr::new(config.listen.ip(), bound_port);
+    Ok((swarm, listen_addrs, bound))
 }
 
 /// Fails when another process listens on `listen` already. libp2p's TCP transport binds its
