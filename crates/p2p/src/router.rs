@@ -83,7 +83,7 @@ impl Router {
         shutdown: CancellationToken,
     ) -> std::io::Result<Router> {
         let peer_id = key.public().to_peer_id();
-        let (swarm, listen_addrs, bound) = listen(key, &config).await?;
+        let (swarm, listen_addrs, bound) = listen(key, &config, tasks).await?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
         let (counts_tx, counts_rx) = watch::channel(Counts::default());
         let (listen_tx, listen_rx) = watch::channel(listen_addrs);
@@ -204,15 +204,16 @@ impl Router {
     }
 }
 
-/// Builds the swarm and has it listen on `config.listen`. Returns it with its first listen
+/// Builds the swarm (its connection tasks on `tasks`) and has it listen on `config.listen`. Returns it with its first listen
 /// addresses and the socket address it bound (the port chosen when `config.listen` asked for
 /// port 0).
 async fn listen(
     key: Keypair,
     config: &Config,
+    tasks: &TaskTracker,
 ) -> std::io::Result<(Swarm<Behaviour>, Vec<Multiaddr>, SocketAddr)> {
     refuse_taken_port(config.listen)?;
-    let mut swarm = behaviour::build(key, config).map_err(std::io::Error::other)?;
+    let mut swarm = behaviour::build(key, config, tasks).map_err(std::io::Error::other)?;
     swarm
         .listen_on(tcp_multiaddr(config.listen))
         .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;

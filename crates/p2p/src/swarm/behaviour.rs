@@ -1,15 +1,20 @@
 //! The libp2p side of the router in one place: the network behaviour (Kademlia, identify,
 //! ping), the protocol names and versions Speil speaks, and the swarm built from them over the
 //! transport in `transport.rs`. Speil nodes form their own DHT, apart from any other libp2p
-//! network, so every protocol name here is Speil's own.
+//! network, so every protocol name here is Speil's own. libp2p runs each connection in a task of
+//! its own; those tasks go on the router's task tracker, so shutdown waits for them (they end
+//! once the swarm task drops the swarm).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use libp2p::core::Transport as _;
 use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
-use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::{Executor, NetworkBehaviour};
 use libp2p::{StreamProtocol, Swarm, identify, kad, noise, ping, tcp, yamux};
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::transport::NewPortPerDial;
@@ -74,11 +79,21 @@ impl Behaviour {
     }
 }
 
+/// Spawns libp2p's connection tasks on a task tracker.
+struct Tracked(TaskTracker);
+
+impl Executor for Tracked {
+    fn exec(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.0.spawn(future);
+    }
+}
+
 /// The swarm of a node with identity `key`: TCP (a new local port per dial), noise, yamux, and
-/// [`Behaviour`].
+/// [`Behaviour`], its connection tasks on `tasks`.
 pub(crate) fn build(
     key: Keypair,
     config: &Config,
+    tasks: &TaskTracker,
 ) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -94,7 +109,11 @@ pub(crate) fn build(
         .with_behaviour(|key| Behaviour::new(key, config))?
         // Connections between nodes stay open while pings are answered: "connected" is a live
         // connection, so it must not lapse because a quiet cluster had nothing to look up.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
+        // The configuration `with_tokio` starts from, with the tracker for tokio's executor.
+        .with_swarm_config(|_| {
+            libp2p::swarm::Config::with_executor(Tracked(tasks.clone()))
+                .with_idle_connection_timeout(Duration::MAX)
+        })
         .build();
     Ok(swarm)
 }
