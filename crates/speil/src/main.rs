@@ -2,6 +2,7 @@
 //! a message and an exit code here and nowhere else.
 
 mod admin;
+mod advertise;
 mod cli;
 mod cmd;
 mod http_client;

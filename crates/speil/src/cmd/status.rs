@@ -205,6 +205,9 @@ struct Row {
     verdict: Option<Verdict>,
     /// Why it could not be asked.
     error: Option<String>,
+    /// Its bootstrap state as parsed, when it answered; `state` is what is printed.
+    #[serde(skip)]
+    parsed_state: Option<State>,
     #[serde(skip)]
     now_unix: u64,
 }
@@ -215,6 +218,7 @@ impl Row {
             peer_id: doc.node.peer_id.clone(),
             address,
             state: doc.bootstrap.state.as_str().to_owned(),
+            parsed_state: Some(doc.bootstrap.state),
             connected_peers: Some(doc.peers.connected),
             routing_table_peers: Some(doc.peers.routing_table),
             advertised_images: Some(doc.advertised.image_digests),
@@ -238,13 +242,17 @@ impl Row {
             version: None,
             verdict: None,
             error: Some(error),
+            parsed_state: None,
             now_unix: 0,
         }
     }
 
     fn ready(&self) -> bool {
         self.error.is_none()
-            && (self.state == State::Connected.as_str() || self.state == State::Standalone.as_str())
+            && matches!(
+                self.parsed_state,
+                Some(State::Connected | State::Standalone)
+            )
     }
 }
 
@@ -356,7 +364,7 @@ fn summarize(args: &StatusArgs, list: &[Row]) -> Report {
     let not_ready = list.iter().filter(|r| !r.ready()).count();
     let isolated = list
         .iter()
-        .filter(|r| r.state == State::Isolated.as_str())
+        .filter(|r| r.parsed_state == Some(State::Isolated))
         .count();
     let unreachable = list.iter().filter(|r| r.error.is_some()).count();
     let worst = list

@@ -54,7 +54,7 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     let registry_metrics = registry::Metrics::register(&mut metrics);
     let p2p_metrics = p2p::Metrics::register(&mut metrics);
     let router = start_router(p2p_config, p2p_metrics.clone(), &tasks, &shutdown).await?;
-    tasks.spawn(p2p::sync::run(
+    tasks.spawn(crate::advertise::run(
         opened.store.clone(),
         router.clone(),
         p2p_metrics.clone(),
@@ -155,7 +155,7 @@ fn registry_app(
     let mirror = registry::Mirror::new(router.clone(), mirror, metrics.clone());
     let readiness = {
         let router = router.clone();
-        Arc::new(move || router.ready())
+        Arc::new(move || router.ready().map_err(|e| e.to_string()))
     };
     registry::Registry::new(opened.store.clone(), metrics, readiness)
         .with_mirror(mirror)
