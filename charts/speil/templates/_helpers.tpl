@@ -145,3 +145,19 @@ capabilities:
 {{ include "speil.selectorLabels" . }}
 app.kubernetes.io/component: node
 {{- end -}}
+
+{{/* The Secret holding `basic-auth` (user:password), or empty when the registry is open. */}}
+{{- define "speil.basicAuthSecret" -}}
+{{- $a := .Values.basicAuth -}}
+{{- if $a.existingSecret -}}
+{{- $a.existingSecret -}}
+{{- else if or $a.username $a.password -}}
+{{- if not (and $a.username $a.password) -}}
+{{- fail "basicAuth.username and basicAuth.password: give both, or name a Secret in basicAuth.existingSecret" -}}
+{{- end -}}
+{{- printf "%s-basic-auth" (include "speil.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the basic-auth Secret is mounted, and its file. */}}
+{{- define "speil.basicAuthDir" -}}/etc/speil/basic-auth{{- end -}}

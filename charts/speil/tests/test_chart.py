@@ -50,6 +50,8 @@ MATRIX = {
         "speil": {**EVERYTHING_ON["speil"], "ipFamily": "ipv6"},
         "service": {"registry": {"mode": "nodePort"}},
     },
+    "basic-auth-created": {"basicAuth": {"username": "puller", "password": "s3cret:x"}},
+    "basic-auth-existing": {"basicAuth": {"existingSecret": "cluster-pull-credentials"}},
     "paths-overridden": {
         "speil": {
             "distribution": "k3s",
@@ -265,6 +267,8 @@ BAD_VALUES = [
     ({"persistence": {"enabled": "true"}}, "/persistence/enabled"),
     ({"image": {"digest": "latest"}}, "/image/digest"),
     ({"networkPolicy": {"nodeCIDRs": ["10.0.0.0"]}}, "/networkPolicy/nodeCIDRs/0"),
+    ({"basicAuth": {"username": "a:b", "password": "p"}}, "/basicAuth/username"),
+    ({"basicAuth": {"existingSecret": "Not_A_Name"}}, "/basicAuth/existingSecret"),
 ]
 
 
@@ -273,6 +277,37 @@ def test_schema_rejects_with_the_value_named(values, named):
     with pytest.raises(helm.HelmValuesError) as err:
         render(values)
     assert named in str(err.value)
+
+
+@pytest.mark.parametrize("case", ["basic-auth-created", "basic-auth-existing"])
+def test_basic_auth_reaches_configure_and_run_from_one_secret(case):
+    docs = render(MATRIX[case])
+    pod = find(docs, "DaemonSet", RELEASE)["spec"]["template"]["spec"]
+    secret = next(v for v in pod["volumes"] if v["name"] == "basic-auth")["secret"]
+    for c in pod["initContainers"] + pod["containers"]:
+        assert env_of(c)["SPEIL_BASIC_AUTH_FILE"] == "/etc/speil/basic-auth/basic-auth", c["name"]
+        mount = next(m for m in c["volumeMounts"] if m["name"] == "basic-auth")
+        assert mount == {"name": "basic-auth", "mountPath": "/etc/speil/basic-auth", "readOnly": True}
+    secrets = [d for d in docs if d["kind"] == "Secret"]
+    if case == "basic-auth-existing":
+        assert secret["secretName"] == "cluster-pull-credentials"
+        assert secrets == []
+    else:
+        assert secret["secretName"] == f"{RELEASE}-basic-auth"
+        assert [s["stringData"] for s in secrets] == [{"basic-auth": "puller:s3cret:x"}]
+
+
+def test_without_basic_auth_nothing_is_mounted():
+    pod = find(render({}), "DaemonSet", RELEASE)["spec"]["template"]["spec"]
+    assert all(v["name"] != "basic-auth" for v in pod["volumes"])
+    for c in pod["initContainers"] + pod["containers"]:
+        assert "SPEIL_BASIC_AUTH_FILE" not in env_of(c)
+
+
+def test_basic_auth_needs_both_user_and_password():
+    with pytest.raises(helm.HelmError) as err:
+        render({"basicAuth": {"username": "puller"}})
+    assert "basicAuth.password" in str(err.value)
 
 
 def test_network_policy_needs_node_cidrs():

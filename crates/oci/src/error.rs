@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Unsupported,
     /// Too many requests.
     TooManyRequests,
+    /// Authentication required.
+    Unauthorized,
     /// The server failed; not caused by the request.
     Unknown,
 }
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::SizeInvalid => "SIZE_INVALID",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Unknown => "UNKNOWN",
         }
     }

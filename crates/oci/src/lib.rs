@@ -6,6 +6,7 @@
 //! [`DistributionPath`] is the only way a URL path becomes a repository and a reference, and a
 //! [`ByteRange`] is the only way a `Range` header becomes offsets.
 
+mod basic_auth;
 mod digest;
 mod error;
 pub mod manifest;
@@ -15,6 +16,7 @@ mod path;
 mod range;
 mod reference;
 
+pub use basic_auth::{BasicAuth, BasicAuthError};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error::{ErrorBody, ErrorCode, ErrorInfo};
 pub use name::{NameError, Registry, Repository, Tag};

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bootstrap::Source;
+use crate::bootstrap::source::Source;
 
 /// Configuration of the P2P router.
 #[derive(Debug, Clone)]

@@ -5,50 +5,30 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use libp2p::core::Transport as _;
-use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
-use libp2p::kad::{self, RecordKey};
-use libp2p::{Multiaddr, PeerId, identify, noise, ping, tcp, yamux};
+use libp2p::kad::RecordKey;
+use libp2p::{Multiaddr, PeerId, Swarm};
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bootstrap::http::IdDocument;
-use crate::bootstrap::{Controller, Round, State};
+use crate::addr::{socket_addr, tcp_multiaddr};
+use crate::bootstrap::controller::Controller;
+use crate::bootstrap::source::SourceKind;
+use crate::bootstrap::state::{BootstrapStatus, NotReady, Round, State};
 use crate::config::Config;
 use crate::key::dht_key;
+use crate::liveness::Liveness;
+use crate::messages::{Command, Counts, PeerInfo, Provider};
 use crate::metrics::Metrics;
-use crate::swarm::{
-    Behaviour, Command, Counts, EventLoop, IDENTIFY_PROTOCOL, KAD_PROTOCOL, PeerInfo,
-};
-use crate::transport::NewPortPerDial;
+use crate::swarm::EventLoop;
+use crate::swarm::behaviour::{self, Behaviour};
 
 /// Commands that may wait for the swarm task before callers feel back-pressure.
 const COMMAND_BUFFER: usize = 1024;
 /// Providers a lookup may have found before its reader takes them.
 const LOOKUP_BUFFER: usize = 32;
-/// How many provider records the node may hold for itself and others.
-const MAX_PROVIDED_KEYS: usize = 200_000;
-
-/// A node that holds a looked-up key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Provider {
-    /// Its peer id.
-    pub peer: PeerId,
-    /// Its router addresses; its registry is at the same IPs.
-    pub addrs: Vec<Multiaddr>,
-}
-
-/// The bootstrap part of the status, as the controller publishes it.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct BootstrapStatus {
-    pub(crate) state: State,
-    pub(crate) since_unix: u64,
-    pub(crate) last_round: Option<Round>,
-}
 
 /// This node's P2P status, for readiness, `/status` and `speil status`.
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +64,7 @@ pub struct Status {
 pub struct Router {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
-    bootstrap_kind: &'static str,
+    bootstrap_kind: SourceKind,
     bootstrap_source: String,
     bootstrap: watch::Receiver<BootstrapStatus>,
     counts: watch::Receiver<Counts>,
@@ -92,8 +72,9 @@ pub struct Router {
 }
 
 impl Router {
-    /// Starts the router with identity `key`: binds `config.listen` (failing at once if it
-    /// cannot), then runs until `shutdown`, its tasks tracked by `tasks`.
+    /// Starts the router with identity `key`: binds `config.listen` (and
+    /// `config.http_bootstrap_addr`, when set), failing at once if it cannot, then runs until
+    /// `shutdown`, its tasks tracked by `tasks`.
     pub async fn start(
         config: Config,
         key: Keypair,
@@ -102,17 +83,7 @@ impl Router {
         shutdown: CancellationToken,
     ) -> std::io::Result<Router> {
         let peer_id = key.public().to_peer_id();
-        refuse_taken_port(config.listen)?;
-        let mut swarm = build_swarm(key, &config).map_err(std::io::Error::other)?;
-        swarm
-            .listen_on(crate::bootstrap::tcp_multiaddr(config.listen))
-            .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;
-        // Listening is reported as an event; wait for it so a port that is taken fails here.
-        let listen_addrs = first_listen_addrs(&mut swarm, config.listen).await?;
-        let bound_port = crate::bootstrap::socket_addr(&listen_addrs[0])
-            .map_or(config.listen.port(), |a| a.port());
-        let bound = SocketAddr::new(config.listen.ip(), bound_port);
-
+        let (swarm, listen_addrs, bound) = listen(key, &config, tasks).await?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
         let (counts_tx, counts_rx) = watch::channel(Counts::default());
         let (listen_tx, listen_rx) = watch::channel(listen_addrs);
@@ -122,7 +93,7 @@ impl Router {
             last_round: None,
         });
 
-        let liveness = crate::liveness::Liveness::new(config.peer_down_for);
+        let liveness = Liveness::new(config.peer_down_for);
         let event_loop = EventLoop::new(
             swarm,
             commands_rx,
@@ -134,34 +105,11 @@ impl Router {
         tasks.spawn(event_loop.run(shutdown.child_token()));
 
         if let Some(addr) = config.http_bootstrap_addr {
-            let listener = TcpListener::bind(addr).await.map_err(|e| {
-                std::io::Error::new(e.kind(), format!("--http-bootstrap-addr {addr}: {e}"))
-            })?;
-            let (doc_tx, doc_rx) = watch::channel(IdDocument {
-                id: peer_id,
-                addrs: Vec::new(),
-            });
-            let mut addrs = listen_rx.clone();
-            let token = shutdown.child_token();
-            tasks.spawn(async move {
-                loop {
-                    let current = addrs.borrow_and_update().clone();
-                    doc_tx.send_modify(|d| d.addrs = current);
-                    tokio::select! {
-                        r = addrs.changed() => if r.is_err() { return },
-                        () = token.cancelled() => return,
-                    }
-                }
-            });
-            tasks.spawn(crate::bootstrap::http::serve(
-                listener,
-                doc_rx,
-                shutdown.child_token(),
-            ));
+            let addrs = listen_rx.clone();
+            crate::bootstrap::http::start(addr, peer_id, addrs, tasks, shutdown.child_token())
+                .await?;
         }
 
-        let bootstrap_kind = config.bootstrap.kind();
-        let bootstrap_source = config.bootstrap.describe();
         let controller = Controller::new(
             &config,
             peer_id,
@@ -176,8 +124,8 @@ impl Router {
         Ok(Router {
             commands: commands_tx,
             peer_id,
-            bootstrap_kind,
-            bootstrap_source,
+            bootstrap_kind: config.bootstrap.kind(),
+            bootstrap_source: config.bootstrap.describe(),
             bootstrap: bootstrap_rx,
             counts: counts_rx,
             listen_addrs: listen_rx,
@@ -229,7 +177,7 @@ impl Router {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            bootstrap_kind: self.bootstrap_kind,
+            bootstrap_kind: self.bootstrap_kind.as_str(),
             bootstrap_source: self.bootstrap_source.clone(),
             state: b.state,
             state_since_unix: b.since_unix,
@@ -251,70 +199,29 @@ impl Router {
     }
 
     /// Whether the node should receive traffic: its state is `connected` or `standalone`.
-    pub fn ready(&self) -> Result<(), String> {
-        let state = self.bootstrap.borrow().state;
-        if state.is_ready() {
-            Ok(())
-        } else {
-            Err(format!("bootstrap state is {}", state.as_str()))
-        }
+    pub fn ready(&self) -> Result<(), NotReady> {
+        self.bootstrap.borrow().state.ready()
     }
 }
 
-fn build_swarm(
+/// Builds the swarm (its connection tasks on `tasks`) and has it listen on `config.listen`. Returns it with its first listen
+/// addresses and the socket address it bound (the port chosen when `config.listen` asked for
+/// port 0).
+async fn listen(
     key: Keypair,
     config: &Config,
-) -> Result<libp2p::Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|key| {
-            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                NewPortPerDial(tcp)
-                    .upgrade(upgrade::Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()),
-            )
-        })?
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-            kad_config
-                .set_query_timeout(Duration::from_secs(10))
-                .set_provider_record_ttl(Some(config.provider_ttl))
-                .set_provider_publication_interval(Some(config.provider_republish))
-                // Speil stores no values in the DHT, only provider records.
-                .set_record_ttl(None)
-                .set_publication_interval(None)
-                .set_replication_interval(None);
-            let store_config = kad::store::MemoryStoreConfig {
-                max_provided_keys: MAX_PROVIDED_KEYS,
-                max_records: 0,
-                ..Default::default()
-            };
-            let store = kad::store::MemoryStore::with_config(peer_id, store_config);
-            let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
-            kad.set_mode(Some(kad::Mode::Server));
-            let identify = identify::Behaviour::new(
-                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                    .with_agent_version(format!("speil/{}", env!("CARGO_PKG_VERSION"))),
-            );
-            let ping = ping::Behaviour::new(
-                ping::Config::new()
-                    .with_interval(config.ping_interval)
-                    .with_timeout(config.ping_timeout),
-            );
-            Behaviour {
-                kad,
-                identify,
-                ping,
-            }
-        })?
-        // Connections between nodes stay open while pings are answered: "connected" is a live
-        // connection, so it must not lapse because a quiet cluster had nothing to look up.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::MAX))
-        .build();
-    Ok(swarm)
+    tasks: &TaskTracker,
+) -> std::io::Result<(Swarm<Behaviour>, Vec<Multiaddr>, SocketAddr)> {
+    refuse_taken_port(config.listen)?;
+    let mut swarm = behaviour::build(key, config, tasks).map_err(std::io::Error::other)?;
+    swarm
+        .listen_on(tcp_multiaddr(config.listen))
+        .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;
+    // Listening is reported as an event; wait for it so a port that is taken fails here.
+    let listen_addrs = first_listen_addrs(&mut swarm, config.listen).await?;
+    let bound_port = socket_addr(&listen_addrs[0]).map_or(config.listen.port(), |a| a.port());
+    let bound = SocketAddr::new(config.listen.ip(), bound_port);
+    Ok((swarm, listen_addrs, bound))
 }
 
 /// Fails when another process listens on `listen` already. libp2p's TCP transport binds its
@@ -332,7 +239,7 @@ fn refuse_taken_port(listen: SocketAddr) -> std::io::Result<()> {
 
 /// Waits until the swarm reports its listen addresses (or fails to listen).
 async fn first_listen_addrs(
-    swarm: &mut libp2p::Swarm<Behaviour>,
+    swarm: &mut Swarm<Behaviour>,
     listen: SocketAddr,
 ) -> std::io::Result<Vec<Multiaddr>> {
     use futures::StreamExt as _;

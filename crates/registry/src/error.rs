@@ -26,6 +26,8 @@ pub enum ApiError {
     },
     /// A method the pull-only registry does not support.
     MethodNotAllowed,
+    /// The request lacks the registry's credentials (`--basic-auth-file`).
+    Unauthorized,
     /// The store failed; logged, and never caused by the request.
     Store(store::Error),
 }
@@ -80,6 +82,14 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 ErrorCode::Unsupported,
                 "Speil is a read-only mirror: only GET and HEAD are supported".to_owned(),
+                serde_json::Value::Null,
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "this node's registry needs credentials: containerd sends them when its host \
+                 files were written by `speil configure --basic-auth-file` with the same file"
+                    .to_owned(),
                 serde_json::Value::Null,
             ),
             ApiError::Store(_) => (

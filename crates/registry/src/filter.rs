@@ -51,18 +51,15 @@ impl Filters {
     }
 }
 
-impl p2p::sync::Filter for Filters {
-    fn image(&self, image: &store::Image) -> bool {
+impl Filters {
+    /// Whether any key of `image` may be advertised.
+    pub fn advertises_image(&self, image: &store::Image) -> bool {
         // An image without a name has no registry; it is advertised unless registries are
         // limited, when nothing says it belongs to one of them.
         match &image.name {
             Some(name) => self.serves(&name.registry),
             None => self.registries.is_empty(),
         }
-    }
-
-    fn tag(&self, name: &ImageReference) -> bool {
-        self.advertises_tag(name)
     }
 }
 

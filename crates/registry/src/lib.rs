@@ -1,6 +1,7 @@
 //! Speil's HTTP side: the pull half of the OCI distribution API (`/v2/…`), health endpoints,
 //! and the mapping of every failure to an OCI error body, served from a [`store::ContentStore`].
 
+mod auth;
 mod error;
 mod filter;
 pub(crate) mod handlers;
@@ -36,6 +37,7 @@ pub struct Registry {
     mirror: Option<Mirror>,
     filters: Filters,
     peer_id: Option<axum::http::HeaderValue>,
+    basic_auth: Option<oci::BasicAuth>,
 }
 
 impl Registry {
@@ -49,7 +51,14 @@ impl Registry {
             mirror: None,
             filters: Filters::default(),
             peer_id: None,
+            basic_auth: None,
         }
+    }
+
+    /// Answers only requests that carry `credentials` (the health endpoints excepted).
+    pub fn with_basic_auth(mut self, credentials: Option<oci::BasicAuth>) -> Self {
+        self.basic_auth = credentials;
+        self
     }
 
     /// Names this node in `GET /v2/` answers (header [`PEER_ID_HEADER`]).
@@ -79,6 +88,10 @@ impl Registry {
             .route("/readyz", get(handlers::readyz))
             .route("/livez", get(handlers::livez))
             .fallback(handlers::distribution)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require,
+            ))
             .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
             .with_state(state)
     }

@@ -88,6 +88,13 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "SPEIL_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = socket_addr)]
     pub(crate) metrics_addr: SocketAddr,
 
+    /// A file holding `user:password` (a mounted Secret): every request to --registry-addr
+    /// except /readyz and /livez must carry these credentials (401 otherwise), and the mirror
+    /// sends them to peers. Use the same file for `speil configure --basic-auth-file`, so
+    /// containerd sends them too, and the same on every node.
+    #[arg(long, env = "SPEIL_BASIC_AUTH_FILE", value_name = "FILE")]
+    pub(crate) basic_auth_file: Option<PathBuf>,
+
     /// Serve the debug page at /debug/web/ on --metrics-addr: status, peers, local images and a
     /// measure action that pulls a reference through this node.
     #[arg(long, env = "SPEIL_DEBUG_WEB", default_value_t = true, action = clap::ArgAction::Set)]

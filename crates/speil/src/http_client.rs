@@ -1,10 +1,20 @@
 //! A plain HTTP/1 client for the subcommands that ask a node something, and for the admin
-//! server's own probes and measurements.
+//! server's own probes and measurements: one client per process, so connections to a node are
+//! reused (`speil status --cluster` asks hundreds of nodes; the debug page pulls every part of
+//! an image from the node's own registry).
+
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+/// The process's client. A process runs one async runtime, whose tasks the pool's
+/// housekeeping runs on.
+static CLIENT: LazyLock<Client<HttpConnector, Empty<Bytes>>> =
+    LazyLock::new(|| Client::builder(TokioExecutor::new()).build_http());
 
 /// `GET url`, the response with its body unread.
 pub(crate) async fn get(url: &str) -> Result<hyper::Response<hyper::body::Incoming>, String> {
@@ -24,8 +34,7 @@ pub(crate) async fn get_with(
     let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("is not a valid request: {e}"))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    client
+    CLIENT
         .request(request)
         .await
         .map_err(|e| format!("is unreachable: {}", root_cause(&e)))

@@ -2,9 +2,9 @@
 //! a message and an exit code here and nowhere else.
 
 mod admin;
+mod advertise;
 mod cli;
 mod cmd;
-mod debug_web;
 mod http_client;
 mod logging;
 mod metrics;

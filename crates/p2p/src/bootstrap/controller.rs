@@ -12,13 +12,15 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::dns::Resolver;
-use super::{Candidate, DiscoveryError, Round, SelfFilter, Source, State};
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::router::BootstrapStatus;
-use crate::swarm::{Command, Counts, DialOutcome};
 use timing::{Backoff, unix_now_secs};
+
+use super::dns::Resolver;
+use super::self_filter::SelfFilter;
+use super::source::{DiscoveryError, Source, SourceKind};
+use super::state::{BootstrapStatus, Round, State};
+use crate::config::Config;
+use crate::messages::{Candidate, Command, Counts, DialFailure, DialOutcome};
+use crate::metrics::Metrics;
 
 /// Retry delays while not healthy: exponential from `BACKOFF_MIN` to `BACKOFF_MAX`, with jitter.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -43,7 +45,7 @@ enum Discovery {
 
 pub(crate) struct Controller {
     discovery: Discovery,
-    kind: &'static str,
+    kind: SourceKind,
     /// What discovery asks, for log lines.
     source: String,
     port: u16,
@@ -203,10 +205,7 @@ impl Controller {
                 None
             };
             let outcomes = outcomes.unwrap_or_else(|| {
-                vec![
-                    DialOutcome::Failed(format!("no answer within {ROUND_TIMEOUT:?}"));
-                    others.len()
-                ]
+                vec![DialOutcome::Failed(DialFailure::NoAnswer(ROUND_TIMEOUT)); others.len()]
             });
             for (c, outcome) in others.iter().zip(outcomes) {
                 match outcome {
@@ -235,10 +234,10 @@ impl Controller {
         let starting = self.started.elapsed() < STARTUP_GRACE;
         if let Some(error) = &round.discovery_error {
             if starting {
-                tracing::debug!(source = self.kind, %error, "peer discovery failed while starting; retrying");
+                tracing::debug!(source = self.kind.as_str(), %error, "peer discovery failed while starting; retrying");
             } else {
                 tracing::warn!(
-                    source = self.kind,
+                    source = self.kind.as_str(),
                     %error,
                     peers,
                     "bootstrap round failed: peer discovery failed; retrying"
@@ -253,7 +252,7 @@ impl Controller {
                 );
             } else {
                 tracing::warn!(
-                    source = self.kind,
+                    source = self.kind.as_str(),
                     candidates = round.candidates,
                     self_dropped = round.self_dropped,
                     dialed = round.dialed,
@@ -264,7 +263,7 @@ impl Controller {
             }
         } else {
             tracing::debug!(
-                source = self.kind,
+                source = self.kind.as_str(),
                 candidates = round.candidates,
                 self_dropped = round.self_dropped,
                 dialed = round.dialed,
@@ -304,7 +303,7 @@ impl Controller {
                 tracing::warn!(
                     from = was.as_str(),
                     to = next.as_str(),
-                    source = self.kind,
+                    source = self.kind.as_str(),
                     asked = %self.source,
                     "bootstrap state changed: peer discovery lists no node at all, not even this one; \
                      check the name (the headless Service's name and namespace, the cluster domain) \
@@ -353,9 +352,13 @@ impl Controller {
         self.error_logged = true;
         let what_to_check = match self.state {
             State::DiscoveryFailed => match self.kind {
-                "dns" => "check --dns-bootstrap-domain, the headless service and cluster DNS",
-                "http" => "check --http-bootstrap-url and that the bootstrap node serves /id",
-                _ => "check the bootstrap source",
+                SourceKind::Dns => {
+                    "check --dns-bootstrap-domain, the headless service and cluster DNS"
+                }
+                SourceKind::Http => {
+                    "check --http-bootstrap-url and that the bootstrap node serves /id"
+                }
+                SourceKind::None | SourceKind::Static => "check the bootstrap source",
             },
             _ => {
                 "check that other nodes run and that their --router-addr port is reachable from here"

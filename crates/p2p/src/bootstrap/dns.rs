@@ -10,16 +10,8 @@ use hickory_resolver::config::{
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
-use super::{Candidate, DiscoveryError};
-
-/// The DNS bootstrap source (`--dns-bootstrap-domain`, `--dns-bootstrap-nameserver`).
-#[derive(Debug, Clone)]
-pub struct DnsSource {
-    /// The name whose records list the nodes.
-    pub domain: String,
-    /// The server to ask; the system resolver (`/etc/resolv.conf`) when `None`.
-    pub nameserver: Option<SocketAddr>,
-}
+use super::source::{DiscoveryError, DnsSource};
+use crate::messages::Candidate;
 
 /// A resolver for one [`DnsSource`], built once and asked every round.
 pub(crate) struct Resolver {

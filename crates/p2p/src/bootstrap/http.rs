@@ -1,6 +1,7 @@
 //! HTTP bootstrap: a node serves its peer id and addresses as JSON at `/id`
 //! (`--http-bootstrap-addr`); others read candidates from such a URL (`--http-bootstrap-url`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::{Candidate, DiscoveryError};
+use super::source::DiscoveryError;
+use crate::messages::Candidate;
 
 /// The largest `/id` document read.
 const MAX_DOCUMENT: usize = 64 * 1024;
@@ -32,18 +35,36 @@ pub struct IdDocument {
     pub addrs: Vec<Multiaddr>,
 }
 
-/// Serves `/id` on `listener` until `shutdown`, from the addresses `doc` holds at each request.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    doc: watch::Receiver<IdDocument>,
+/// Binds `addr` (`--http-bootstrap-addr`, failing at once if it cannot) and serves `/id` there
+/// on `tasks` until `shutdown`: this node's peer id `id` and the addresses `listen_addrs` holds
+/// at each request.
+pub(crate) async fn start(
+    addr: SocketAddr,
+    id: PeerId,
+    listen_addrs: watch::Receiver<Vec<Multiaddr>>,
+    tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let doc = Arc::new(doc);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("--http-bootstrap-addr {addr}: {e}")))?;
+    tasks.spawn(serve(listener, id, listen_addrs, shutdown));
+    Ok(())
+}
+
+/// Serves `/id` on `listener` until `shutdown`.
+async fn serve(
+    listener: TcpListener,
+    id: PeerId,
+    listen_addrs: watch::Receiver<Vec<Multiaddr>>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listen_addrs = Arc::new(listen_addrs);
     let router = axum::Router::new().route(
         "/id",
         get(move || {
-            let doc = doc.clone();
-            async move { Json(doc.borrow().clone()) }
+            let addrs = listen_addrs.borrow().clone();
+            async move { Json(IdDocument { id, addrs }) }
         }),
     );
     axum::serve(listener, router)

@@ -13,7 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use libp2p::{Multiaddr, PeerId};
 
-use super::{Candidate, socket_addr};
+use crate::addr::socket_addr;
+use crate::messages::Candidate;
 
 /// What this node is, to drop itself from candidate lists.
 #[derive(Debug, Clone)]

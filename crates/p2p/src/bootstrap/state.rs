@@ -1,4 +1,5 @@
-//! The bootstrap state a node reports, and the summary of a bootstrap round.
+//! The bootstrap state a node reports, the summary of a bootstrap round, and what the controller
+//! publishes of both for the router's status and readiness.
 
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +121,33 @@ impl Round {
     }
 }
 
+/// The bootstrap part of the status, as the controller publishes it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BootstrapStatus {
+    pub(crate) state: State,
+    pub(crate) since_unix: u64,
+    pub(crate) last_round: Option<Round>,
+}
+
+/// Why a node should not receive traffic: its bootstrap state is not a ready one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bootstrap state is {}", .state.as_str())]
+pub struct NotReady {
+    /// The state the node is in.
+    pub state: State,
+}
+
+impl State {
+    /// `Ok` when a node in this state should receive traffic.
+    pub fn ready(self) -> Result<(), NotReady> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(NotReady { state: self })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +191,12 @@ mod tests {
         assert_eq!(State::from(0, Some(&broken), true), State::DiscoveryFailed);
         assert_eq!(State::from(2, Some(&broken), true), State::Connected);
         assert!(State::Standalone.is_ready() && !State::Isolated.is_ready());
+    }
+
+    #[test]
+    fn not_ready_reads_as_the_readiness_probe_shows_it() {
+        assert_eq!(State::Connected.ready(), Ok(()));
+        let e = State::DiscoveryFailed.ready().unwrap_err();
+        assert_eq!(e.to_string(), "bootstrap state is discovery_failed");
     }
 }

@@ -5,31 +5,32 @@
 //! A request Speil sends to a peer carries `X-Speil-Mirrored: true`; a node answers such a
 //! request from its own store only, so a request never travels more than one hop.
 
+mod fetch;
 mod load;
 mod peers;
 mod race;
+mod request;
 mod transfer;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper::body::Incoming;
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use oci::{Digest, DistributionPath, Kind, Reference};
+use oci::{DistributionPath, Kind, Reference};
 use p2p::{PeerId, Provider};
+use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use peers::{Peers, registry_addrs};
+use peers::Peers;
+use request::PeerRequest;
 
 /// The header that marks a request as sent by another Speil node.
 pub const MIRRORED_HEADER: &str = "x-speil-mirrored";
@@ -58,6 +59,8 @@ pub struct Config {
     pub quarantine: Duration,
     /// Whether tags are resolved through peers (`registry/repository:tag` keys).
     pub resolve_tags: bool,
+    /// The credentials peers' registries require (`--basic-auth-file`; the same on every node).
+    pub basic_auth: Option<oci::BasicAuth>,
 }
 
 /// Why one peer did not serve a request, as a metrics label.
@@ -98,29 +101,13 @@ pub struct Mirror {
 pub(crate) struct Inner {
     router: p2p::Router,
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// The `Authorization` header sent to peers, made once from `config.basic_auth`.
+    authorization: Option<HeaderValue>,
     config: Config,
     peers: Peers,
     load: load::Load,
     metrics: Metrics,
 }
-
-/// What one request to one peer must be.
-#[derive(Clone)]
-pub(crate) struct PeerRequest {
-    method: Method,
-    /// `/v2/<repository>/<kind>/<reference>?ns=<registry>`.
-    path_and_query: String,
-    /// The full reference asked for, `registry/repository:tag` or `registry/repository@digest`.
-    reference: String,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    kind: Kind,
-    /// The digest the answer must have, when the reference is a digest.
-    digest: Option<Digest>,
-    /// Whether a `Range` was asked for (the answer must then be 206).
-    ranged: bool,
-}
-
-type Attempt<T> = Pin<Box<dyn Future<Output = (Provider, Result<T, Failure>)> + Send>>;
 
 impl Mirror {
     /// A mirror looking up providers through `router`.
@@ -132,10 +119,19 @@ impl Mirror {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         let peers = Peers::new(config.quarantine);
+        let authorization = config
+            .basic_auth
+            .as_ref()
+            .and_then(|a| HeaderValue::try_from(a.header_value()).ok())
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         Mirror {
             inner: Arc::new(Inner {
                 router,
                 client,
+                authorization,
                 config,
                 peers,
                 load: load::Load::default(),
@@ -177,87 +173,40 @@ impl Mirror {
             return Err(unknown());
         };
 
-        let mut request = PeerRequest {
-            method: if head { Method::HEAD } else { Method::GET },
-            path_and_query: format!(
-                "/v2/{}/{}/{}?ns={}",
-                path.repository,
-                path.kind.as_str(),
-                path.reference,
-                path.registry
-            ),
-            reference: path.full_reference(),
-            headers: vec![(
-                HeaderName::from_static(MIRRORED_HEADER),
-                HeaderValue::from_static("true"),
-            )],
-            kind: path.kind,
-            digest: match &path.reference {
-                Reference::Digest(d) => Some(d.clone()),
-                Reference::Tag(_) => None,
-            },
-            ranged: false,
-        };
-        if let Some(accept) = headers.get(header::ACCEPT) {
-            request.headers.push((header::ACCEPT, accept.clone()));
-        }
-        if path.kind == Kind::Blob
-            && let Some(range) = headers.get(header::RANGE)
-        {
-            request.headers.push((header::RANGE, range.clone()));
-            request.ranged = true;
-        }
-
+        let request = PeerRequest::new(path, head, headers);
         match (path.kind, head) {
-            (_, true) => {
-                let (response, provider, _) = tokio::time::timeout(
-                    SMALL_REQUEST_TIMEOUT,
-                    inner.race(ready, &mut found, |p| {
-                        inner.clone().head(p, request.clone())
-                    }),
-                )
+            (_, true) => inner
+                .small(ready, found, request, |i, p, r| i.head(p, r))
                 .await
-                .map_err(|_| unknown())?
-                .ok_or_else(unknown)?;
-                Ok(inner.succeeded(response, &provider, &request))
-            }
-            (Kind::Manifest, false) => {
-                let (response, provider, _) = tokio::time::timeout(
-                    SMALL_REQUEST_TIMEOUT,
-                    inner.race(ready, &mut found, |p| {
-                        inner.clone().manifest(p, request.clone())
-                    }),
-                )
+                .ok_or_else(unknown),
+            (Kind::Manifest, false) => inner
+                .small(ready, found, request, |i, p, r| i.manifest(p, r))
                 .await
-                .map_err(|_| unknown())?
-                .ok_or_else(unknown)?;
-                Ok(inner.succeeded(response, &provider, &request))
-            }
-            (Kind::Blob, false) => {
-                let ((status, response_headers, body), provider, rest) = tokio::time::timeout(
-                    HEADER_TIMEOUT + inner.config.connect_timeout,
-                    inner.race(ready, &mut found, |p| {
-                        inner.clone().blob_headers(p, request.clone())
-                    }),
-                )
-                .await
-                .map_err(|_| unknown())?
-                .ok_or_else(unknown)?;
-                if let Some(Ok(size)) = unsatisfiable(status, &response_headers) {
-                    return Err(ApiError::RangeNotSatisfiable { size });
-                }
-                transfer::respond(
-                    inner.clone(),
-                    request,
-                    status,
-                    response_headers,
-                    body,
-                    provider,
-                    rest,
-                    found,
-                )
-            }
+                .ok_or_else(unknown),
+            (Kind::Blob, false) => self.blob(ready, found, request).await.ok_or_else(unknown)?,
         }
+    }
+
+    /// A blob from the first peer whose headers pass, streamed on by `transfer.rs`.
+    async fn blob(
+        &self,
+        ready: race::Ready,
+        mut found: mpsc::Receiver<Provider>,
+        request: PeerRequest,
+    ) -> Option<Result<Response, ApiError>> {
+        let inner = &self.inner;
+        let won = tokio::time::timeout(
+            HEADER_TIMEOUT + inner.config.connect_timeout,
+            inner.race(ready, &mut found, |p| {
+                inner.clone().blob_headers(p, request.clone())
+            }),
+        )
+        .await
+        .ok()??;
+        if let Some(Ok(size)) = fetch::unsatisfiable(won.value.status, &won.value.headers) {
+            return Some(Err(ApiError::RangeNotSatisfiable { size }));
+        }
+        Some(transfer::respond(inner.clone(), request, won, found))
     }
 }
 
@@ -270,6 +219,28 @@ fn source_header(peer: &PeerId) -> (HeaderName, HeaderValue) {
 }
 
 impl Inner {
+    /// A HEAD answer or a manifest (`ask`) from the first peer that gives a good one within
+    /// [`SMALL_REQUEST_TIMEOUT`].
+    async fn small<F, Fut>(
+        self: &Arc<Self>,
+        ready: race::Ready,
+        mut found: mpsc::Receiver<Provider>,
+        request: PeerRequest,
+        ask: F,
+    ) -> Option<Response>
+    where
+        F: Fn(Arc<Inner>, Provider, PeerRequest) -> Fut,
+        Fut: Future<Output = Result<Response, Failure>> + Send + 'static,
+    {
+        let won = tokio::time::timeout(
+            SMALL_REQUEST_TIMEOUT,
+            self.race(ready, &mut found, |p| ask(self.clone(), p, request.clone())),
+        )
+        .await
+        .ok()??;
+        Some(self.succeeded(won.value, &won.provider, &request))
+    }
+
     /// Notes a completed small response from `provider` and marks where it came from.
     fn succeeded(
         &self,
@@ -299,188 +270,4 @@ impl Inner {
             tracing::debug!(peer = %provider.peer, reason = failure.as_str(), "peer failed; quarantined");
         }
     }
-
-    /// Sends `request` to `provider`, trying each of its addresses, and returns the response
-    /// headers (with body) once they arrive.
-    pub(crate) async fn send(
-        &self,
-        provider: &Provider,
-        request: &PeerRequest,
-        extra: Option<(HeaderName, HeaderValue)>,
-    ) -> Result<hyper::Response<Incoming>, Failure> {
-        let addrs = registry_addrs(provider, self.config.peer_port);
-        let mut failure = Failure::Connect;
-        for addr in addrs {
-            let uri = format!("http://{addr}{}", request.path_and_query);
-            let mut builder = hyper::Request::builder()
-                .method(request.method.clone())
-                .uri(uri);
-            for (k, v) in request.headers.iter().chain(extra.iter()) {
-                builder = builder.header(k, v);
-            }
-            let Ok(req) = builder.body(Empty::new()) else {
-                return Err(Failure::BadResponse);
-            };
-            let started = Instant::now();
-            match tokio::time::timeout(HEADER_TIMEOUT, self.client.request(req)).await {
-                Ok(Ok(response)) => {
-                    self.peers.observe(started.elapsed());
-                    return Ok(response);
-                }
-                Ok(Err(e)) if e.is_connect() => {
-                    tracing::debug!(%addr, error = %e, "cannot connect to peer");
-                    failure = Failure::Connect;
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(%addr, error = %e, "peer request failed");
-                    failure = Failure::Body;
-                }
-                Err(_) => failure = Failure::Timeout,
-            }
-        }
-        Err(failure)
-    }
-
-    /// A HEAD answered by `provider`, with its headers checked.
-    async fn head(
-        self: Arc<Self>,
-        provider: Provider,
-        request: PeerRequest,
-    ) -> Result<Response, Failure> {
-        let response = self.send(&provider, &request, None).await?;
-        let (parts, _) = response.into_parts();
-        check_status(parts.status, &request)?;
-        if let Some(size) = unsatisfiable(parts.status, &parts.headers) {
-            size?;
-            return Ok(build(parts.status, &parts.headers, Body::empty()));
-        }
-        check_digest(&parts.headers, request.digest.as_ref())?;
-        Ok(build(parts.status, &parts.headers, Body::empty()))
-    }
-
-    /// A manifest from `provider`, verified against its digest before any byte is sent on.
-    async fn manifest(
-        self: Arc<Self>,
-        provider: Provider,
-        request: PeerRequest,
-    ) -> Result<Response, Failure> {
-        let response = self.send(&provider, &request, None).await?;
-        let (parts, body) = response.into_parts();
-        check_status(parts.status, &request)?;
-        let claimed = header_digest(&parts.headers).ok_or(Failure::BadResponse)?;
-        let expected = request.digest.clone().unwrap_or(claimed.clone());
-        if claimed != expected {
-            return Err(Failure::BadResponse);
-        }
-        let limit = oci::manifest::MAX_MANIFEST_SIZE as usize;
-        let bytes = tokio::time::timeout(HEADER_TIMEOUT, Limited::new(body, limit).collect())
-            .await
-            .map_err(|_| Failure::Timeout)?
-            .map_err(|_| Failure::Body)?
-            .to_bytes();
-        let mut hasher = expected.hasher();
-        hasher.update(&bytes);
-        if hasher.finish() != expected {
-            return Err(Failure::DigestMismatch);
-        }
-        self.metrics
-            .bytes_counter("peer")
-            .inc_by(bytes.len() as u64);
-        let mut headers = parts.headers;
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        Ok(build(parts.status, &headers, Body::from(bytes)))
-    }
-
-    /// The response headers of a blob from `provider`, checked; the body streams later.
-    async fn blob_headers(
-        self: Arc<Self>,
-        provider: Provider,
-        request: PeerRequest,
-    ) -> Result<(StatusCode, HeaderMap, Incoming), Failure> {
-        let response = self.send(&provider, &request, None).await?;
-        let (parts, body) = response.into_parts();
-        check_status(parts.status, &request)?;
-        if let Some(size) = unsatisfiable(parts.status, &parts.headers) {
-            size?;
-            return Ok((parts.status, parts.headers, body));
-        }
-        check_digest(&parts.headers, request.digest.as_ref())?;
-        if parts.headers.get(header::CONTENT_LENGTH).is_none() {
-            return Err(Failure::BadResponse);
-        }
-        Ok((parts.status, parts.headers, body))
-    }
-}
-
-fn check_status(status: StatusCode, request: &PeerRequest) -> Result<(), Failure> {
-    let expected = if request.ranged {
-        StatusCode::PARTIAL_CONTENT
-    } else {
-        StatusCode::OK
-    };
-    // A range past the end is the client's mistake, answered by a peer that holds the blob:
-    // passed on as the node would answer it itself (see `unsatisfiable`).
-    if status == expected || (request.ranged && status == StatusCode::RANGE_NOT_SATISFIABLE) {
-        Ok(())
-    } else {
-        Err(Failure::Status)
-    }
-}
-
-/// The size a peer's 416 names in `Content-Range: bytes */<size>`; `None` when the answer is
-/// not a 416 (a 416 without a size is a bad response).
-fn unsatisfiable(status: StatusCode, headers: &HeaderMap) -> Option<Result<u64, Failure>> {
-    (status == StatusCode::RANGE_NOT_SATISFIABLE).then(|| {
-        headers
-            .get(header::CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("bytes */"))
-            .and_then(|size| size.parse().ok())
-            .ok_or(Failure::BadResponse)
-    })
-}
-
-fn header_digest(headers: &HeaderMap) -> Option<Digest> {
-    headers
-        .get("docker-content-digest")?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// When the reference is a digest, the peer's `Docker-Content-Digest` must name it.
-fn check_digest(headers: &HeaderMap, expected: Option<&Digest>) -> Result<(), Failure> {
-    match (expected, header_digest(headers)) {
-        (Some(want), Some(got)) if *want != got => Err(Failure::BadResponse),
-        _ => Ok(()),
-    }
-}
-
-/// The headers a mirrored answer passes on.
-const PASSED_HEADERS: [HeaderName; 5] = [
-    header::CONTENT_TYPE,
-    header::CONTENT_LENGTH,
-    header::CONTENT_RANGE,
-    header::ACCEPT_RANGES,
-    header::ETAG,
-];
-
-pub(crate) fn build(status: StatusCode, from: &HeaderMap, body: Body) -> Response {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    for name in PASSED_HEADERS {
-        if let Some(v) = from.get(&name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    if let Some(v) = from.get("docker-content-digest") {
-        headers.insert("docker-content-digest", v.clone());
-    }
-    headers.insert(
-        "docker-distribution-api-version",
-        HeaderValue::from_static("registry/2.0"),
-    );
-    response
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -14,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::load::{Asking, Load};
 use super::peers::Peers;
-use super::{Attempt, Failure, Inner};
+use super::{Failure, Inner};
 
 /// How long a request whose providers are all busy waits for the lookup to find another.
 const BUSY_WAIT: Duration = Duration::from_millis(10);
@@ -27,109 +28,173 @@ pub(super) struct Ready {
     queue: VecDeque<Provider>,
 }
 
+/// What a race ends with: the winner's result, the winning provider, and the providers found
+/// but not tried (a blob transfer resumes from them if the winner fails mid-way).
+pub(super) struct Won<T> {
+    pub(super) value: T,
+    pub(super) provider: Provider,
+    pub(super) rest: Vec<Provider>,
+}
+
+type Attempt<T> = Pin<Box<dyn Future<Output = (Provider, Result<T, Failure>)> + Send>>;
+
+/// Where a race stands after an answer.
+enum Step<T> {
+    Won(Won<T>),
+    Lost,
+    Going,
+}
+
+/// The state of one race: the attempts under way and the providers still to ask.
+struct Race<'a, T, F> {
+    inner: &'a Inner,
+    attempt: F,
+    inflight: FuturesUnordered<Attempt<T>>,
+    /// The providers asked and not yet answered, in the order they were asked.
+    waiting: Vec<Provider>,
+    queue: VecDeque<Provider>,
+    seen: HashSet<PeerId>,
+    tried: usize,
+    lookup_open: bool,
+}
+
+impl<T, F, Fut> Race<'_, T, F>
+where
+    F: Fn(Provider) -> Fut,
+    Fut: Future<Output = Result<T, Failure>> + Send + 'static,
+{
+    fn can_start(&self) -> bool {
+        self.tried < self.inner.config.resolve_retries
+    }
+
+    /// Asks `p`; the attempt holds `asking` until it ends, so other requests see the peer busy.
+    fn start_counted(&mut self, p: Provider, asking: Asking) {
+        let fut = (self.attempt)(p.clone());
+        self.waiting.push(p.clone());
+        self.tried += 1;
+        self.inflight.push(Box::pin(async move {
+            let result = fut.await;
+            if result.is_ok() {
+                asking.answered();
+            }
+            (p, result)
+        }));
+    }
+
+    fn start(&mut self, p: Provider) {
+        let asking = self.inner.load.asking(p.peer);
+        self.start_counted(p, asking);
+    }
+
+    /// An attempt ended: the race is won, lost (nothing left to try), or goes on.
+    fn answered(&mut self, provider: Provider, result: Result<T, Failure>) -> Step<T> {
+        // Those asked before this one and still waiting.
+        let earlier = answered(&mut self.waiting, &provider.peer);
+        match result {
+            Ok(value) => {
+                // Asked before the winner and still silent: far slower than usual (a hung node
+                // keeps accepting connections), so left out like a failed peer and not dialed
+                // again by the next request.
+                for slow in &earlier {
+                    self.inner.failed(slow, Failure::Timeout);
+                }
+                let rest = std::mem::take(&mut self.queue).into();
+                Step::Won(Won {
+                    value,
+                    provider,
+                    rest,
+                })
+            }
+            Err(failure) => {
+                self.inner.failed(&provider, failure);
+                if self.can_start()
+                    && let Some(next) = self.queue.pop_front()
+                {
+                    self.start(next);
+                    Step::Going
+                } else if self.inflight.is_empty() && (!self.lookup_open || !self.can_start()) {
+                    Step::Lost
+                } else {
+                    Step::Going
+                }
+            }
+        }
+    }
+
+    /// The lookup named another provider (or ended, with `None`): `true` when the race is lost.
+    fn found(&mut self, p: Option<Provider>) -> bool {
+        match p {
+            Some(p) if !self.inner.peers.is_quarantined(&p.peer) && self.seen.insert(p.peer) => {
+                if self.inflight.is_empty() && self.can_start() {
+                    self.start(p);
+                } else {
+                    self.queue.push_back(p);
+                }
+                false
+            }
+            Some(_) => false,
+            None => {
+                self.lookup_open = false;
+                self.inflight.is_empty()
+            }
+        }
+    }
+}
+
 impl Inner {
     /// Asks the first of `ready`, then (after the hedge delay, or at once after a failure) the
     /// others and further providers from `found`, up to `resolve_retries` in all; the first
-    /// success wins and the others are dropped. Returns the winner's result, the winning
-    /// provider, and the providers not tried.
+    /// success wins and the others are dropped.
     pub(super) async fn race<T, F, Fut>(
         &self,
         ready: Ready,
         found: &mut mpsc::Receiver<Provider>,
         attempt: F,
-    ) -> Option<(T, Provider, Vec<Provider>)>
+    ) -> Option<Won<T>>
     where
         F: Fn(Provider) -> Fut,
         Fut: Future<Output = Result<T, Failure>> + Send + 'static,
     {
-        let Ready {
-            first,
-            asking,
-            mut queue,
-        } = ready;
-        let mut seen: HashSet<PeerId> = queue.iter().map(|p| p.peer).collect();
-        seen.insert(first.peer);
-        let mut inflight: FuturesUnordered<Attempt<T>> = FuturesUnordered::new();
-        // The providers asked and not yet answered, in the order they were asked.
-        let mut waiting: Vec<Provider> = Vec::new();
-        // Each attempt holds its `Asking` until it ends, so other requests see the peer busy.
-        let start_counted = |p: Provider,
-                             asking: Asking,
-                             inflight: &mut FuturesUnordered<Attempt<T>>,
-                             waiting: &mut Vec<Provider>| {
-            let fut = attempt(p.clone());
-            waiting.push(p.clone());
-            inflight.push(Box::pin(async move {
-                let result = fut.await;
-                if result.is_ok() {
-                    asking.answered();
-                }
-                (p, result)
-            }));
+        let mut seen: HashSet<PeerId> = ready.queue.iter().map(|p| p.peer).collect();
+        seen.insert(ready.first.peer);
+        let mut race = Race {
+            inner: self,
+            attempt,
+            inflight: FuturesUnordered::new(),
+            waiting: Vec::new(),
+            queue: ready.queue,
+            seen,
+            tried: 0,
+            lookup_open: true,
         };
-        let start = |p: Provider,
-                     inflight: &mut FuturesUnordered<Attempt<T>>,
-                     waiting: &mut Vec<Provider>| {
-            let asking = self.load.asking(p.peer);
-            start_counted(p, asking, inflight, waiting);
-        };
-        start_counted(first, asking, &mut inflight, &mut waiting);
-        let mut tried = 1;
-        let mut lookup_open = true;
-        let hedge = tokio::time::sleep(self.peers.hedge_delay());
+        race.start_counted(ready.first, ready.asking);
+        let next_hedge = || tokio::time::Instant::now() + self.peers.hedge_delay();
+        let hedge = tokio::time::sleep_until(next_hedge());
         tokio::pin!(hedge);
         loop {
-            let can_start = tried < self.config.resolve_retries;
+            let tried = race.tried;
+            let hedging = race.can_start() && !race.queue.is_empty();
             tokio::select! {
-                Some((provider, result)) = inflight.next() => {
-                    // Those asked before this one and still waiting.
-                    let earlier = answered(&mut waiting, &provider.peer);
-                    match result {
-                        Ok(value) => {
-                            // Asked before the winner and still silent: far slower than usual
-                            // (a hung node keeps accepting connections), so left out like a
-                            // failed peer and not dialed again by the next request.
-                            for slow in &earlier {
-                                self.failed(slow, Failure::Timeout);
-                            }
-                            let rest = queue.into_iter().collect();
-                            return Some((value, provider, rest));
-                        }
-                        Err(failure) => {
-                            self.failed(&provider, failure);
-                            if can_start && let Some(next) = queue.pop_front() {
-                                start(next, &mut inflight, &mut waiting);
-                                tried += 1;
-                                hedge.as_mut().reset(tokio::time::Instant::now() + self.peers.hedge_delay());
-                            } else if inflight.is_empty() && (!lookup_open || !can_start) {
-                                return None;
-                            }
-                        }
+                Some((provider, result)) = race.inflight.next() => {
+                    match race.answered(provider, result) {
+                        Step::Won(won) => return Some(won),
+                        Step::Lost => return None,
+                        Step::Going => {}
+                    }
+                    if race.tried > tried {
+                        hedge.as_mut().reset(next_hedge());
                     }
                 },
-                () = &mut hedge, if can_start && !queue.is_empty() => {
-                    if let Some(next) = queue.pop_front() {
+                () = &mut hedge, if hedging => {
+                    if let Some(next) = race.queue.pop_front() {
                         tracing::debug!(peer = %next.peer, "hedging: asking another provider too");
-                        start(next, &mut inflight, &mut waiting);
-                        tried += 1;
+                        race.start(next);
                     }
-                    hedge.as_mut().reset(tokio::time::Instant::now() + self.peers.hedge_delay());
+                    hedge.as_mut().reset(next_hedge());
                 }
-                p = found.recv(), if lookup_open => match p {
-                    Some(p) if !self.peers.is_quarantined(&p.peer) && seen.insert(p.peer) => {
-                        if inflight.is_empty() && tried < self.config.resolve_retries {
-                            start(p, &mut inflight, &mut waiting);
-                            tried += 1;
-                        } else {
-                            queue.push_back(p);
-                        }
-                    }
-                    Some(_) => {}
-                    None => {
-                        lookup_open = false;
-                        if inflight.is_empty() {
-                            return None;
-                        }
+                p = found.recv(), if race.lookup_open => {
+                    if race.found(p) {
+                        return None;
                     }
                 },
                 else => return None,

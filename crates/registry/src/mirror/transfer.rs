@@ -16,7 +16,10 @@ use hyper::body::Incoming;
 use p2p::Provider;
 use tokio::sync::mpsc;
 
-use super::{BODY_IDLE_TIMEOUT, Failure, Inner, PeerRequest, build};
+use super::fetch::{BlobHead, build};
+use super::race::Won;
+use super::request::PeerRequest;
+use super::{BODY_IDLE_TIMEOUT, Failure, Inner};
 use crate::error::ApiError;
 
 /// How long to wait for the lookup to name another provider when resuming.
@@ -50,18 +53,23 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Answers the client with the winning peer's headers and streams the body in a task.
-#[allow(clippy::too_many_arguments)]
+/// Answers the client with the winning peer's headers and streams the body; `found` may name
+/// further providers to resume from.
 pub(super) fn respond(
     inner: Arc<Inner>,
     request: PeerRequest,
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Incoming,
-    provider: Provider,
-    rest: Vec<Provider>,
+    won: Won<BlobHead>,
     found: mpsc::Receiver<Provider>,
 ) -> Result<Response, ApiError> {
+    let Won {
+        value: BlobHead {
+            status,
+            headers,
+            body,
+        },
+        provider,
+        rest,
+    } = won;
     let unknown = || ApiError::Unknown {
         kind: request.kind,
         reference: request

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cli::{CleanupArgs, CleanupWaitArgs};
 
@@ -24,15 +25,19 @@ pub(crate) fn main(args: CleanupArgs) -> anyhow::Result<()> {
     let Some(addr) = args.addr else { return Ok(()) };
     runtime()?.block_on(async move {
         let shutdown = CancellationToken::new();
-        crate::shutdown::on_signal(shutdown.clone()).context("installing signal handlers")?;
+        let tasks = TaskTracker::new();
+        crate::shutdown::on_signal(shutdown.clone(), &tasks)
+            .context("installing signal handlers")?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("--addr {addr}"))
             .map_err(crate::cli::bad_value)?;
         let router = axum::Router::new().route("/healthz", get(|| async { "cleaned up\n" }));
-        registry::serve(listener, router, shutdown)
-            .await
-            .context("serving /healthz")
+        let served = registry::serve(listener, router, shutdown.clone()).await;
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        served.context("serving /healthz")
     })
 }
 

@@ -205,6 +205,9 @@ struct Row {
     verdict: Option<Verdict>,
     /// Why it could not be asked.
     error: Option<String>,
+    /// Its bootstrap state as parsed, when it answered; `state` is what is printed.
+    #[serde(skip)]
+    parsed_state: Option<State>,
     #[serde(skip)]
     now_unix: u64,
 }
@@ -215,6 +218,7 @@ impl Row {
             peer_id: doc.node.peer_id.clone(),
             address,
             state: doc.bootstrap.state.as_str().to_owned(),
+            parsed_state: Some(doc.bootstrap.state),
             connected_peers: Some(doc.peers.connected),
             routing_table_peers: Some(doc.peers.routing_table),
             advertised_images: Some(doc.advertised.image_digests),
@@ -238,13 +242,17 @@ impl Row {
             version: None,
             verdict: None,
             error: Some(error),
+            parsed_state: None,
             now_unix: 0,
         }
     }
 
     fn ready(&self) -> bool {
         self.error.is_none()
-            && (self.state == State::Connected.as_str() || self.state == State::Standalone.as_str())
+            && matches!(
+                self.parsed_state,
+                Some(State::Connected | State::Standalone)
+            )
     }
 }
 
@@ -307,19 +315,39 @@ async fn cluster(args: &StatusArgs) -> Report {
         Row::of(&first, args.addr.clone()),
     );
 
+    crawl(&mut rows, &mut asked, pending, port, args.timeout).await;
+
+    // The asked node first, then the others by peer id.
+    let mut list: Vec<Row> = Vec::with_capacity(rows.len());
+    if let Some(r) = rows.remove(&first.node.peer_id) {
+        list.push(r);
+    }
+    list.extend(rows.into_values());
+    summarize(args, &list)
+}
+
+/// Asks every peer in `pending`, and the peers their documents list (up to [`MAX_NODES`]),
+/// [`CONCURRENCY`] at a time, adding one row per node.
+async fn crawl(
+    rows: &mut BTreeMap<String, Row>,
+    asked: &mut HashSet<String>,
+    mut pending: Vec<p2p::PeerInfo>,
+    port: u16,
+    timeout: Duration,
+) {
     let mut inflight = FuturesUnordered::new();
     loop {
         while inflight.len() < CONCURRENCY
             && let Some(p) = pending.pop()
         {
-            inflight.push(ask_peer(p, port, args.timeout));
+            inflight.push(ask_peer(p, port, timeout));
         }
         let Some((peer, answer)) = inflight.next().await else {
             break;
         };
         match answer {
             Ok((doc, base)) => {
-                learn(&doc, &mut asked, &mut pending);
+                learn(&doc, asked, &mut pending);
                 rows.insert(doc.node.peer_id.clone(), Row::of(&doc, base));
             }
             Err(e) => {
@@ -329,17 +357,14 @@ async fn cluster(args: &StatusArgs) -> Report {
             }
         }
     }
+}
 
-    // The asked node first, then the others by peer id.
-    let mut list: Vec<Row> = Vec::with_capacity(rows.len());
-    if let Some(r) = rows.remove(&first.node.peer_id) {
-        list.push(r);
-    }
-    list.extend(rows.into_values());
+/// The cluster report of `list`: the table (or JSON) and the worst verdict.
+fn summarize(args: &StatusArgs, list: &[Row]) -> Report {
     let not_ready = list.iter().filter(|r| !r.ready()).count();
     let isolated = list
         .iter()
-        .filter(|r| r.state == State::Isolated.as_str())
+        .filter(|r| r.parsed_state == Some(State::Isolated))
         .count();
     let unreachable = list.iter().filter(|r| r.error.is_some()).count();
     let worst = list
@@ -366,7 +391,7 @@ async fn cluster(args: &StatusArgs) -> Report {
     } else {
         format!(
             "{}{} seen, {not_ready} not ready, {isolated} isolated, {unreachable} unreachable; result: {}\n",
-            render_cluster(&list),
+            render_cluster(list),
             checks::plural(list.len(), "node", "nodes"),
             worst.as_str()
         )

@@ -6,7 +6,7 @@ use std::time::Duration;
 use p2p::bootstrap::State;
 use serde::Serialize;
 
-use super::Doc;
+use super::{Bootstrap, Doc};
 
 mod containerd;
 
@@ -228,37 +228,41 @@ fn bootstrap(doc: &Doc) -> Check {
             "wait a few seconds and ask again; if it stays, read the node's log",
             section::DISCOVERY,
         ),
-        State::Isolated => {
-            let why = b
-                .last_round
-                .as_ref()
-                .and_then(|r| r.failures.first())
-                .map_or_else(String::new, |f| format!(" (first failure: {f})"));
-            bad(
-                "bootstrap",
-                Level::Fail,
-                format!(
-                    "isolated for {since}: other nodes are listed, none could be reached{round}{why}"
-                ),
-                "check that the other nodes run and that their router port (--router-addr) is reachable from this node",
-                section::ISOLATED,
-            )
-        }
-        State::DiscoveryFailed => {
-            let why = b
-                .last_round
-                .as_ref()
-                .and_then(|r| r.discovery_error.clone())
-                .unwrap_or_default();
-            bad(
-                "bootstrap",
-                Level::Fail,
-                format!("{} discovery failing for {since}: {why}", b.kind),
-                "check the bootstrap flags (--dns-bootstrap-domain, --http-bootstrap-url) and that the name or URL resolves from this node",
-                section::DISCOVERY,
-            )
-        }
+        State::Isolated => isolated(b, &since, &round),
+        State::DiscoveryFailed => discovery_failed(b, &since),
     }
+}
+
+/// The bootstrap check of an isolated node: the first failure of the last round says why.
+fn isolated(b: &Bootstrap, since: &str, round: &str) -> Check {
+    let why = b
+        .last_round
+        .as_ref()
+        .and_then(|r| r.failures.first())
+        .map_or_else(String::new, |f| format!(" (first failure: {f})"));
+    bad(
+        "bootstrap",
+        Level::Fail,
+        format!("isolated for {since}: other nodes are listed, none could be reached{round}{why}"),
+        "check that the other nodes run and that their router port (--router-addr) is reachable from this node",
+        section::ISOLATED,
+    )
+}
+
+/// The bootstrap check of a node whose discovery fails: the discovery error says why.
+fn discovery_failed(b: &Bootstrap, since: &str) -> Check {
+    let why = b
+        .last_round
+        .as_ref()
+        .and_then(|r| r.discovery_error.clone())
+        .unwrap_or_default();
+    bad(
+        "bootstrap",
+        Level::Fail,
+        format!("{} discovery failing for {since}: {why}", b.kind),
+        "check the bootstrap flags (--dns-bootstrap-domain, --http-bootstrap-url) and that the name or URL resolves from this node",
+        section::DISCOVERY,
+    )
 }
 
 fn peers(doc: &Doc) -> Check {

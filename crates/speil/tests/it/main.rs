@@ -20,6 +20,7 @@ macro_rules! on_each_containerd {
     )+};
 }
 
+mod auth;
 mod bootstrap;
 mod chart;
 mod cli;

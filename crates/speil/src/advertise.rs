@@ -1,5 +1,7 @@
 //! Keeps what this node advertises equal to what its store holds: store events in, batched
-//! advertise and withdraw calls out, and gauges of what is advertised.
+//! advertise and withdraw calls to the P2P router out, and gauges of what is advertised. It lives
+//! in the binary, which wires the store and the router together, so that neither depends on the
+//! other.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -9,35 +11,35 @@ use oci::{Digest, ImageReference};
 use store::{ContentStore, Event, Image};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Metrics, RegistryLabels};
-use crate::router::Router;
+use p2p::{Advertised, Metrics, Router};
 
 /// Store events arriving within this window are applied together.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
 
 /// Decides what may be advertised; the registry's `--mirrored-registries` and
-/// `--registry-filters` implement it. The default advertises everything.
-pub trait Filter: Send + Sync {
+/// `--registry-filters` implement it.
+pub(crate) trait Filter: Send + Sync {
     /// Whether any key of `image` may be advertised.
-    fn image(&self, _image: &Image) -> bool {
-        true
-    }
+    fn image(&self, image: &Image) -> bool;
 
     /// Whether the tag reference of an image named `name` may be advertised (its digests are
     /// advertised regardless: content under a digest never goes stale).
-    fn tag(&self, _name: &ImageReference) -> bool {
-        true
+    fn tag(&self, name: &ImageReference) -> bool;
+}
+
+impl Filter for registry::Filters {
+    fn image(&self, image: &Image) -> bool {
+        self.advertises_image(image)
+    }
+
+    fn tag(&self, name: &ImageReference) -> bool {
+        self.advertises_tag(name)
     }
 }
 
-/// Advertises everything.
-pub struct Everything;
-
-impl Filter for Everything {}
-
 /// The keys of one image: its tag reference (when named and allowed) and every digest it
 /// consists of.
-pub fn keys_of(image: &Image, filter: &dyn Filter) -> Vec<String> {
+pub(crate) fn keys_of(image: &Image, filter: &dyn Filter) -> Vec<String> {
     let mut keys: Vec<String> = image
         .name
         .iter()
@@ -50,7 +52,7 @@ pub fn keys_of(image: &Image, filter: &dyn Filter) -> Vec<String> {
 
 /// Follows `store` and advertises its content through `router` until `shutdown` or until the
 /// store's watch ends.
-pub async fn run(
+pub(crate) async fn run(
     store: Arc<dyn ContentStore>,
     router: Router,
     metrics: Metrics,
@@ -151,35 +153,70 @@ fn set_gauges(metrics: &Metrics, images: &[&Image], filter: &dyn Filter) {
             .or_default()
             .extend(i.contents.iter());
     }
-    // Registries that no longer have images drop to zero rather than keep their last value.
-    for family in [
-        &metrics.advertised_tags,
-        &metrics.advertised_images,
-        &metrics.advertised_contents,
-    ] {
-        family.clear();
-    }
-    metrics.set_advertised(crate::metrics::Advertised {
+    let totals = Advertised {
         image_tags: tags.values().map(HashSet::len).sum(),
         image_digests: tops.values().flatten().collect::<HashSet<_>>().len(),
         content_digests: contents.values().flatten().collect::<HashSet<_>>().len(),
-    });
-    for (registry, set) in tags {
-        metrics
-            .advertised_tags
-            .get_or_create(&RegistryLabels { registry })
-            .set(set.len() as i64);
+    };
+    let by_registry = tops
+        .iter()
+        .map(|(registry, digests)| {
+            let counts = Advertised {
+                image_tags: tags.get(registry).map_or(0, HashSet::len),
+                image_digests: digests.len(),
+                content_digests: contents.get(registry).map_or(0, HashSet::len),
+            };
+            (registry.clone(), counts)
+        })
+        .collect();
+    metrics.set_advertised(totals, &by_registry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+            .parse()
+            .unwrap()
     }
-    for (registry, set) in tops {
-        metrics
-            .advertised_images
-            .get_or_create(&RegistryLabels { registry })
-            .set(set.len() as i64);
+
+    fn image(name: &str, n: u8) -> Image {
+        Image {
+            name: Some(name.parse().unwrap()),
+            digest: digest(n),
+            contents: vec![digest(n), digest(n + 100)],
+        }
     }
-    for (registry, set) in contents {
-        metrics
-            .advertised_contents
-            .get_or_create(&RegistryLabels { registry })
-            .set(set.len() as i64);
+
+    #[test]
+    fn an_image_advertises_its_tag_and_every_digest_unless_filtered() {
+        let i = image("docker.io/library/nginx:1.27", 1);
+        let everything = registry::Filters::default();
+        assert_eq!(
+            keys_of(&i, &everything),
+            [
+                "docker.io/library/nginx:1.27".to_owned(),
+                digest(1).to_string(),
+                digest(101).to_string()
+            ]
+        );
+        let no_tags = registry::Filters::new(Vec::new(), &[":1.27$".into()]).unwrap();
+        assert_eq!(keys_of(&i, &no_tags).len(), 2);
+    }
+
+    #[test]
+    fn a_moved_tag_replaces_the_image_of_that_name() {
+        let mut images = HashMap::new();
+        apply(
+            &mut images,
+            Event::Listed(vec![image("example.com/app:1", 1)]),
+        );
+        apply(&mut images, Event::Created(image("example.com/app:1", 2)));
+        assert_eq!(images.len(), 1);
+        assert!(images.values().all(|i| i.digest == digest(2)));
+        apply(&mut images, Event::Deleted(image("example.com/app:1", 2)));
+        assert!(images.is_empty());
     }
 }

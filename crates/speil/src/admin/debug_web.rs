@@ -18,7 +18,8 @@ use oci::ImageReference;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::admin::Admin;
+use super::node::Admin;
+use super::providers;
 use crate::status::checks::{self, Verdict};
 
 const PAGE: &str = include_str!("debug_web.html");
@@ -149,35 +150,26 @@ async fn measure_handler(
 }
 
 async fn measure(admin: &Admin, reference: &ImageReference) -> Measurement {
-    let started = Instant::now();
     let key = reference
         .digest
         .as_ref()
         .map(ToString::to_string)
         .or_else(|| reference.tag_key())
         .unwrap_or_default();
-    let mut found = admin.router.lookup(&key).await;
-    let mut providers = Vec::new();
-    let mut first_provider_ms = None;
-    let window = tokio::time::sleep(LOOKUP_WINDOW);
-    tokio::pin!(window);
-    loop {
-        tokio::select! {
-            p = found.recv() => match p {
-                Some(p) => {
-                    first_provider_ms.get_or_insert(started.elapsed().as_secs_f64() * 1000.0);
-                    providers.push(p.peer.to_string());
-                }
-                None => break,
-            },
-            () = &mut window => break,
-        }
-    }
+    let found = providers::collect(&admin.router, &key, LOOKUP_WINDOW).await;
+    let first_provider_ms = found.first().map(|f| f.after.as_secs_f64() * 1000.0);
+    let providers = found
+        .into_iter()
+        .map(|f| f.provider.peer.to_string())
+        .collect();
 
     let pulled = Instant::now();
-    let base = format!("http://{}", loopback(admin.registry_addr));
-    let name = reference.repository.to_string();
-    let ns = reference.registry.to_string();
+    let target = Target {
+        base: format!("http://{}", loopback(admin.registry_addr)),
+        name: reference.repository.to_string(),
+        ns: reference.registry.to_string(),
+        authorization: admin.basic_auth.as_ref().map(oci::BasicAuth::header_value),
+    };
     let mut parts = Vec::new();
     let top = reference
         .digest
@@ -185,7 +177,7 @@ async fn measure(admin: &Admin, reference: &ImageReference) -> Measurement {
         .map(ToString::to_string)
         .or_else(|| reference.tag.as_ref().map(ToString::to_string))
         .unwrap_or_default();
-    let error = pull(&base, &name, &ns, &top, &mut parts).await.err();
+    let error = pull(&target, &top, &mut parts).await.err();
     Measurement {
         reference: reference.to_string(),
         key,
@@ -198,17 +190,32 @@ async fn measure(admin: &Admin, reference: &ImageReference) -> Measurement {
     }
 }
 
-/// Pulls `name:top` from the registry at `base` as containerd would: the manifest (and, for an
-/// index, the manifest of this machine's platform), then the config and every layer.
-async fn pull(
-    base: &str,
-    name: &str,
-    ns: &str,
-    top: &str,
-    parts: &mut Vec<Part>,
-) -> Result<(), String> {
-    let url = |kind: &str, reference: &str| format!("{base}/v2/{name}/{kind}/{reference}?ns={ns}");
-    let body = keep(parts, fetch(&url("manifests", top), "manifest").await?)?;
+/// Where a measured pull goes: this node's own registry, with its credentials when it has some.
+struct Target<'a> {
+    base: String,
+    name: String,
+    ns: String,
+    authorization: Option<&'a str>,
+}
+
+impl Target<'_> {
+    fn url(&self, kind: &str, reference: &str) -> String {
+        format!(
+            "{}/v2/{}/{kind}/{reference}?ns={}",
+            self.base, self.name, self.ns
+        )
+    }
+}
+
+/// Pulls `name:top` from `target` as containerd would: the manifest (and, for an index, the
+/// manifest of this machine's platform), then the config and every layer.
+async fn pull(target: &Target<'_>, top: &str, parts: &mut Vec<Part>) -> Result<(), String> {
+    let url = |kind: &str, reference: &str| target.url(kind, reference);
+    let auth = target.authorization;
+    let body = keep(
+        parts,
+        fetch(&url("manifests", top), "manifest", auth).await?,
+    )?;
     let mut manifest =
         oci::manifest::Manifest::parse(&body).map_err(|e| format!("the manifest: {e}"))?;
     if oci::media_type::is_index(&manifest.media_type) {
@@ -216,7 +223,10 @@ async fn pull(
             p.kind = "index";
         }
         let chosen = platform_manifest(&body).ok_or("the index lists no manifest")?;
-        let body = keep(parts, fetch(&url("manifests", &chosen), "manifest").await?)?;
+        let body = keep(
+            parts,
+            fetch(&url("manifests", &chosen), "manifest", auth).await?,
+        )?;
         manifest =
             oci::manifest::Manifest::parse(&body).map_err(|e| format!("the manifest: {e}"))?;
     }
@@ -224,7 +234,7 @@ async fn pull(
         let kind = if i == 0 { "config" } else { "layer" };
         keep(
             parts,
-            fetch(&url("blobs", &d.digest.to_string()), kind).await?,
+            fetch(&url("blobs", &d.digest.to_string()), kind, auth).await?,
         )?;
     }
     Ok(())
@@ -244,8 +254,13 @@ fn keep(parts: &mut Vec<Part>, (part, body): (Part, Vec<u8>)) -> Result<Vec<u8>,
     }
 }
 
-/// GETs `url`, timing it to the last byte; the body is kept only for manifests.
-async fn fetch(url: &str, kind: &'static str) -> Result<(Part, Vec<u8>), String> {
+/// GETs `url` (with `authorization`, when given), timing it to the last byte; the body is kept
+/// only for manifests.
+async fn fetch(
+    url: &str,
+    kind: &'static str,
+    authorization: Option<&str>,
+) -> Result<(Part, Vec<u8>), String> {
     let started = Instant::now();
     let keep = kind == "manifest";
     let digest_of = |url: &str| {
@@ -256,7 +271,9 @@ async fn fetch(url: &str, kind: &'static str) -> Result<(Part, Vec<u8>), String>
             .to_owned()
     };
     let fetched = tokio::time::timeout(PART_TIMEOUT, async {
-        let response = crate::http_client::get_with(url, &[("accept", ACCEPT)]).await?;
+        let mut headers = vec![("accept", ACCEPT)];
+        headers.extend(authorization.map(|a| ("authorization", a)));
+        let response = crate::http_client::get_with(url, &headers).await?;
         let status = response.status();
         let header = |name: &str| {
             response

@@ -1,26 +1,18 @@
-//! The admin server on `--metrics-addr`: `/metrics`, `/status` (the status document, see
-//! [`crate::status`]), `/debug/lookup?key=…` (who provides a content key, as this node finds
-//! them) and, with `--debug-web`, the debug page under `/debug/web/`.
+//! What the admin server reads from the rest of the node ([`Admin`]), and the status document
+//! it makes from that: the node's own parts, and for a containerd node its version, the
+//! configuration findings and the host files, each host asked whether it is this node.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::registry::Registry;
-use serde_json::json;
 use store::ContentStore;
 
 use crate::status::{self, Doc};
 
-/// How long `/debug/lookup` waits for providers.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long asking containerd for its version, or a host file's target who it is, may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -39,51 +31,19 @@ pub(crate) struct Admin {
     pub(crate) metrics_addr: SocketAddr,
     pub(crate) started_unix: u64,
     pub(crate) debug_web: bool,
+    /// The registry's credentials (`--basic-auth-file`): the debug page's measure action pulls
+    /// through the registry with them.
+    pub(crate) basic_auth: Option<oci::BasicAuth>,
     /// One measurement of the debug page at a time.
     pub(crate) measuring: tokio::sync::Semaphore,
 }
 
 /// The containerd a node serves, for its part of the status.
+#[derive(Clone)]
 pub(crate) struct ContainerdSide {
     pub(crate) client: containerd::Containerd,
     pub(crate) config: PathBuf,
     pub(crate) registry_config_path: PathBuf,
-}
-
-/// The admin routes.
-pub(crate) fn router(admin: Admin) -> axum::Router {
-    let debug_web = admin.debug_web;
-    let admin = Arc::new(admin);
-    let mut router = axum::Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/status", get(status_handler))
-        .route("/debug/lookup", get(lookup));
-    if debug_web {
-        router = router.merge(crate::debug_web::routes());
-    }
-    router.with_state(admin)
-}
-
-async fn metrics_handler(State(admin): State<Arc<Admin>>) -> Response {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &admin.metrics) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "encoding metrics failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-async fn status_handler(State(admin): State<Arc<Admin>>) -> Json<Doc> {
-    Json(admin.status().await)
 }
 
 impl Admin {
@@ -203,44 +163,4 @@ async fn probe(url: &str, me: &str) -> Result<(), String> {
             response.status()
         )),
     }
-}
-
-async fn lookup(
-    State(admin): State<Arc<Admin>>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let Some(key) = params
-        .get("key")
-        .filter(|k| !k.is_empty() && k.len() <= 512)
-    else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "expected ?key=<digest or registry/repository:tag>"})),
-        )
-            .into_response();
-    };
-    let started = Instant::now();
-    let mut found = admin.router.lookup(key).await;
-    let mut providers = Vec::new();
-    let deadline = tokio::time::sleep(LOOKUP_TIMEOUT);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            p = found.recv() => match p {
-                Some(p) => providers.push(json!({
-                    "peer": p.peer.to_string(),
-                    "addrs": p.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "after_ms": started.elapsed().as_secs_f64() * 1000.0,
-                })),
-                None => break,
-            },
-            () = &mut deadline => break,
-        }
-    }
-    Json(json!({
-        "key": key,
-        "providers": providers,
-        "elapsed_ms": started.elapsed().as_secs_f64() * 1000.0,
-    }))
-    .into_response()
 }

@@ -1,0 +1,119 @@
+//! The libp2p side of the router in one place: the network behaviour (Kademlia, identify,
+//! ping), the protocol names and versions Speil speaks, and the swarm built from them over the
+//! transport in `transport.rs`. Speil nodes form their own DHT, apart from any other libp2p
+//! network, so every protocol name here is Speil's own. libp2p runs each connection in a task of
+//! its own; those tasks go on the router's task tracker, so shutdown waits for them (they end
+//! once the swarm task drops the swarm).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use libp2p::core::Transport as _;
+use libp2p::core::upgrade;
+use libp2p::identity::Keypair;
+use libp2p::swarm::{Executor, NetworkBehaviour};
+use libp2p::{StreamProtocol, Swarm, identify, kad, noise, ping, tcp, yamux};
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::transport::NewPortPerDial;
+
+/// The Kademlia protocol name.
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/speil/kad/1.0.0");
+/// The identify protocol version.
+const IDENTIFY_PROTOCOL: &str = "/speil/id/1.0.0";
+/// How long a Kademlia query (a lookup, a publication) may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many provider records the node may hold for itself and others.
+const MAX_PROVIDED_KEYS: usize = 200_000;
+
+/// The identify agent string: `speil/<version>`.
+fn agent_version() -> String {
+    format!("speil/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What the swarm runs on every connection.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) identify: identify::Behaviour,
+    /// Keeps "connected" true: a peer that stops answering is disconnected (see `on_ping`).
+    pub(crate) ping: ping::Behaviour,
+}
+
+impl Behaviour {
+    fn new(key: &Keypair, config: &Config) -> Self {
+        let peer_id = key.public().to_peer_id();
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config
+            .set_query_timeout(QUERY_TIMEOUT)
+            .set_provider_record_ttl(Some(config.provider_ttl))
+            .set_provider_publication_interval(Some(config.provider_republish))
+            // Speil stores no values in the DHT, only provider records.
+            .set_record_ttl(None)
+            .set_publication_interval(None)
+            .set_replication_interval(None);
+        let store_config = kad::store::MemoryStoreConfig {
+            max_provided_keys: MAX_PROVIDED_KEYS,
+            max_records: 0,
+            ..Default::default()
+        };
+        let store = kad::store::MemoryStore::with_config(peer_id, store_config);
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+        kad.set_mode(Some(kad::Mode::Server));
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                .with_agent_version(agent_version()),
+        );
+        let ping = ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(config.ping_interval)
+                .with_timeout(config.ping_timeout),
+        );
+        Behaviour {
+            kad,
+            identify,
+            ping,
+        }
+    }
+}
+
+/// Spawns libp2p's connection tasks on a task tracker.
+struct Tracked(TaskTracker);
+
+impl Executor for Tracked {
+    fn exec(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.0.spawn(future);
+    }
+}
+
+/// The swarm of a node with identity `key`: TCP (a new local port per dial), noise, yamux, and
+/// [`Behaviour`], its connection tasks on `tasks`.
+pub(crate) fn build(
+    key: Keypair,
+    config: &Config,
+    tasks: &TaskTracker,
+) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| {
+            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                NewPortPerDial(tcp)
+                    .upgrade(upgrade::Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()),
+            )
+        })?
+        .with_behaviour(|key| Behaviour::new(key, config))?
+        // Connections between nodes stay open while pings are answered: "connected" is a live
+        // connection, so it must not lapse because a quiet cluster had nothing to look up.
+        // The configuration `with_tokio` starts from, with the tracker for tokio's executor.
+        .with_swarm_config(|_| {
+            libp2p::swarm::Config::with_executor(Tracked(tasks.clone()))
+                .with_idle_connection_timeout(Duration::MAX)
+        })
+        .build();
+    Ok(swarm)
+}

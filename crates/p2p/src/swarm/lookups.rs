@@ -1,0 +1,372 @@
+//! Provider lookups: concurrent lookups of one key share one DHT query, providers reach every
+//! caller as they are found, a provider whose address is not yet known is held back until it is
+//! (the swarm task dials it by peer id to learn one), and a non-empty result is reused for a few
+//! seconds. The swarm task starts the queries and feeds in what they and the connections report;
+//! this part decides who gets what and when a lookup is over.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use libp2p::kad::{QueryId, RecordKey};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc;
+
+use super::address_book::AddressBook;
+use crate::messages::Provider;
+
+/// How long a non-empty lookup result is reused for the same key.
+const LOOKUP_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most lookup results cached at once.
+const LOOKUP_CACHE_MAX: usize = 4096;
+
+/// One running lookup.
+struct Lookup {
+    key: RecordKey,
+    subscribers: Vec<mpsc::Sender<Provider>>,
+    found: Vec<Provider>,
+    seen: HashSet<PeerId>,
+    /// Providers found without a known address, being dialed to learn one.
+    waiting: HashSet<PeerId>,
+    /// The DHT query is over; the lookup ends once nobody is waited for.
+    finished: bool,
+}
+
+/// Running lookups by query id `Q` (Kademlia's, or plain numbers in tests), and recent results.
+pub(super) struct Lookups<Q = QueryId> {
+    running: HashMap<Q, Lookup>,
+    by_key: HashMap<RecordKey, Q>,
+    cache: HashMap<RecordKey, (Instant, Vec<Provider>)>,
+}
+
+impl<Q: Hash + Eq + Copy> Lookups<Q> {
+    pub(super) fn new() -> Self {
+        Lookups {
+            running: HashMap::new(),
+            by_key: HashMap::new(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Answers `reply` from a recent result, or joins it to the running lookup of `key`. Hands
+    /// `reply` back when neither exists: the caller starts a query and calls
+    /// [`start`](Self::start).
+    pub(super) fn join(
+        &mut self,
+        key: &RecordKey,
+        reply: mpsc::Sender<Provider>,
+    ) -> Option<mpsc::Sender<Provider>> {
+        if let Some((_, providers)) = self.cache.get(key) {
+            for p in providers {
+                let _ = reply.try_send(p.clone());
+            }
+            return None;
+        }
+        if let Some(l) = self.by_key.get(key).and_then(|id| self.running.get_mut(id)) {
+            for p in &l.found {
+                let _ = reply.try_send(p.clone());
+            }
+            l.subscribers.push(reply);
+            return None;
+        }
+        Some(reply)
+    }
+
+    /// Query `id` looks up `key` for `reply`.
+    pub(super) fn start(&mut self, id: Q, key: RecordKey, reply: mpsc::Sender<Provider>) {
+        self.by_key.insert(key.clone(), id);
+        self.running.insert(
+            id,
+            Lookup {
+                key,
+                subscribers: vec![reply],
+                found: Vec::new(),
+                seen: HashSet::new(),
+                waiting: HashSet::new(),
+                finished: false,
+            },
+        );
+    }
+
+    /// Query `id` found `providers`. Those with an address in `book` are delivered; this node
+    /// (`local`), providers seen before and providers that `is_down` are left out. Returns the
+    /// providers whose address must be learned: the caller dials them, then reports
+    /// [`resolved`](Self::resolved) or [`unreachable`](Self::unreachable).
+    pub(super) fn found(
+        &mut self,
+        id: Q,
+        providers: impl IntoIterator<Item = PeerId>,
+        local: PeerId,
+        is_down: impl Fn(&PeerId) -> bool,
+        book: &AddressBook,
+    ) -> Vec<PeerId> {
+        let Some(l) = self.running.get_mut(&id) else {
+            return Vec::new();
+        };
+        let mut to_dial = Vec::new();
+        let mut ready = Vec::new();
+        for peer in providers {
+            if peer == local || !l.seen.insert(peer) {
+                continue;
+            }
+            if is_down(&peer) {
+                tracing::debug!(%peer, "skipping a provider that stopped answering");
+                continue;
+            }
+            match book.addrs(&peer) {
+                [] => {
+                    l.waiting.insert(peer);
+                    to_dial.push(peer);
+                }
+                addrs => ready.push(Provider {
+                    peer,
+                    addrs: addrs.to_vec(),
+                }),
+            }
+        }
+        for p in ready {
+            l.deliver(p);
+        }
+        to_dial
+    }
+
+    /// `peer`, whose address was being learned, is known at `addrs` now: delivered to the
+    /// lookups that wait for it (unless `addrs` is empty), which stop waiting.
+    pub(super) fn resolved(&mut self, peer: PeerId, addrs: &[Multiaddr]) {
+        self.stop_waiting(peer, addrs);
+    }
+
+    /// `peer`, whose address was being learned, cannot be reached: its lookups stop waiting.
+    pub(super) fn unreachable(&mut self, peer: PeerId) {
+        self.stop_waiting(peer, &[]);
+    }
+
+    fn stop_waiting(&mut self, peer: PeerId, addrs: &[Multiaddr]) {
+        let ids: Vec<Q> = self
+            .running
+            .iter()
+            .filter(|(_, l)| l.waiting.contains(&peer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(l) = self.running.get_mut(&id) {
+                l.waiting.remove(&peer);
+                if !addrs.is_empty() {
+                    l.deliver(Provider {
+                        peer,
+                        addrs: addrs.to_vec(),
+                    });
+                }
+            }
+            self.maybe_finish(id);
+        }
+    }
+
+    /// Query `id` is over: its lookup ends once nobody is waited for.
+    pub(super) fn finished(&mut self, id: Q) {
+        if let Some(l) = self.running.get_mut(&id) {
+            l.finished = true;
+        }
+        self.maybe_finish(id);
+    }
+
+    fn maybe_finish(&mut self, id: Q) {
+        let done = self
+            .running
+            .get(&id)
+            .is_some_and(|l| l.finished && l.waiting.is_empty());
+        if !done {
+            return;
+        }
+        if let Some(l) = self.running.remove(&id) {
+            self.by_key.remove(&l.key);
+            if !l.found.is_empty() && self.cache.len() < LOOKUP_CACHE_MAX {
+                self.cache.insert(l.key, (Instant::now(), l.found));
+            }
+            // Dropping the subscribers closes their channels: the lookup is over.
+        }
+    }
+
+    /// Forgets results older than the cache's time to live, as of `now`.
+    pub(super) fn expire(&mut self, now: Instant) {
+        self.cache
+            .retain(|_, (at, _)| now.duration_since(*at) < LOOKUP_CACHE_TTL);
+    }
+}
+
+impl Lookup {
+    fn deliver(&mut self, provider: Provider) {
+        self.subscribers
+            .retain(|s| s.try_send(provider.clone()).is_ok() || !s.is_closed());
+        self.found.push(provider);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> RecordKey {
+        RecordKey::new(&s)
+    }
+
+    fn addr(n: u8) -> Multiaddr {
+        format!("/ip4/10.0.0.{n}/tcp/5001").parse().unwrap()
+    }
+
+    /// Everything `rx` holds now, and whether it is closed (the lookup is over).
+    fn drain(rx: &mut mpsc::Receiver<Provider>) -> (Vec<PeerId>, bool) {
+        let mut got = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(p) => got.push(p.peer),
+                Err(mpsc::error::TryRecvError::Empty) => return (got, false),
+                Err(mpsc::error::TryRecvError::Disconnected) => return (got, true),
+            }
+        }
+    }
+
+    fn never_down(_: &PeerId) -> bool {
+        false
+    }
+
+    #[test]
+    fn concurrent_lookups_of_one_key_share_one_query() {
+        let mut l = Lookups::<u32>::new();
+        let mut book = AddressBook::default();
+        let (local, a) = (PeerId::random(), PeerId::random());
+        book.remember(a, vec![addr(1)]);
+        let (tx1, mut rx1) = mpsc::channel(8);
+        let tx1 = l.join(&key("k"), tx1).expect("a new query");
+        l.start(7, key("k"), tx1);
+        assert!(l.found(7, [a, local], local, never_down, &book).is_empty());
+        // A second caller gets what was found so far, then what comes.
+        let (tx2, mut rx2) = mpsc::channel(8);
+        assert!(l.join(&key("k"), tx2).is_none());
+        assert_eq!(drain(&mut rx2), (vec![a], false));
+        let b = PeerId::random();
+        book.remember(b, vec![addr(2)]);
+        l.found(7, [a, b], local, never_down, &book);
+        l.finished(7);
+        assert_eq!(drain(&mut rx1), (vec![a, b], true));
+        assert_eq!(drain(&mut rx2), (vec![b], true));
+    }
+
+    #[test]
+    fn a_result_is_reused_until_it_expires() {
+        let mut l = Lookups::<u32>::new();
+        let mut book = AddressBook::default();
+        let a = PeerId::random();
+        book.remember(a, vec![addr(1)]);
+        let (tx, _rx) = mpsc::channel(8);
+        l.start(1, key("k"), tx);
+        l.found(1, [a], PeerId::random(), never_down, &book);
+        l.finished(1);
+        let (tx, mut rx) = mpsc::channel(8);
+        assert!(l.join(&key("k"), tx).is_none(), "answered from the cache");
+        assert_eq!(drain(&mut rx), (vec![a], true));
+        l.expire(Instant::now());
+        let (tx, _rx) = mpsc::channel(8);
+        assert!(l.join(&key("k"), tx).is_none(), "still fresh");
+        l.expire(Instant::now() + LOOKUP_CACHE_TTL);
+        let (tx, _rx) = mpsc::channel(8);
+        assert!(l.join(&key("k"), tx).is_some(), "expired: a new query");
+    }
+
+    #[test]
+    fn an_empty_result_is_not_cached() {
+        let mut l = Lookups::<u32>::new();
+        let (tx, mut rx) = mpsc::channel(8);
+        l.start(1, key("k"), tx);
+        l.finished(1);
+        assert_eq!(drain(&mut rx), (vec![], true));
+        let (tx, _rx) = mpsc::channel(8);
+        assert!(l.join(&key("k"), tx).is_some());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut l = Lookups::<usize>::new();
+        let mut book = AddressBook::default();
+        let a = PeerId::random();
+        book.remember(a, vec![addr(1)]);
+        for i in 0..=LOOKUP_CACHE_MAX {
+            let (tx, _rx) = mpsc::channel(1);
+            l.start(i, key(&i.to_string()), tx);
+            l.found(i, [a], PeerId::random(), never_down, &book);
+            l.finished(i);
+        }
+        assert_eq!(l.cache.len(), LOOKUP_CACHE_MAX);
+    }
+
+    #[test]
+    fn a_provider_without_an_address_is_waited_for() {
+        let mut l = Lookups::<u32>::new();
+        let book = AddressBook::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let (tx, mut rx) = mpsc::channel(8);
+        l.start(1, key("k"), tx);
+        assert_eq!(l.found(1, [a], PeerId::random(), never_down, &book), [a]);
+        assert_eq!(l.found(1, [a, b], PeerId::random(), never_down, &book), [b]);
+        l.finished(1);
+        assert_eq!(drain(&mut rx), (vec![], false), "still waiting for a and b");
+        l.resolved(a, &[addr(1)]);
+        assert_eq!(drain(&mut rx), (vec![a], false));
+        l.unreachable(b);
+        assert_eq!(drain(&mut rx), (vec![], true));
+    }
+
+    #[test]
+    fn a_provider_resolved_without_addresses_is_not_delivered() {
+        let mut l = Lookups::<u32>::new();
+        let a = PeerId::random();
+        let (tx, mut rx) = mpsc::channel(8);
+        l.start(1, key("k"), tx);
+        l.found(
+            1,
+            [a],
+            PeerId::random(),
+            never_down,
+            &AddressBook::default(),
+        );
+        l.finished(1);
+        l.resolved(a, &[]);
+        assert_eq!(drain(&mut rx), (vec![], true));
+    }
+
+    #[test]
+    fn providers_that_stopped_answering_are_left_out() {
+        let mut l = Lookups::<u32>::new();
+        let mut book = AddressBook::default();
+        let (up, down) = (PeerId::random(), PeerId::random());
+        book.remember(up, vec![addr(1)]);
+        book.remember(down, vec![addr(2)]);
+        let (tx, mut rx) = mpsc::channel(8);
+        l.start(1, key("k"), tx);
+        let is_down = |p: &PeerId| *p == down;
+        assert!(
+            l.found(1, [up, down], PeerId::random(), is_down, &book)
+                .is_empty()
+        );
+        l.finished(1);
+        assert_eq!(drain(&mut rx), (vec![up], true));
+    }
+
+    #[test]
+    fn reports_for_unknown_queries_are_ignored() {
+        let mut l = Lookups::<u32>::new();
+        let a = PeerId::random();
+        assert!(
+            l.found(
+                9,
+                [a],
+                PeerId::random(),
+                never_down,
+                &AddressBook::default()
+            )
+            .is_empty()
+        );
+        l.finished(9);
+        l.unreachable(a);
+    }
+}
