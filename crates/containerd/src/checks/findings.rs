@@ -222,40 +222,30 @@ fn discard_unpacked_layers(view: &View<'_>) -> Option<Finding> {
     ))
 }
 
-/// containerd 2.1 pulls through the transfer service, which reads `config_path` differently.
+/// containerd 2.1 and later pull CRI images through the transfer service, which reads
+/// `config_path` as one directory: a list finds no host files. With one directory it reads
+/// Speil's host files like the local pull (a CRI pull on containerd 2.4.2 goes through Speil
+/// either way), so that is no finding.
 fn transfer_service(view: &View<'_>) -> Option<Finding> {
-    // containerd 2.1 also falls back to the local pull when discard_unpacked_layers is set,
-    // because the transfer service cannot honour it.
-    if view.containerd.is_none_or(|v| v < (2, 1)) || view.local_pull || view.discard {
+    if view.containerd.is_none_or(|v| v < (2, 1)) || view.local_pull || view.dirs.len() < 2 {
         return None;
     }
-    let list = view.dirs.len() > 1;
-    let mut message = "containerd 2.1 and later pull CRI images through the transfer service \
-                       unless use_local_image_pull = true; the transfer service reads \
-                       config_path as one directory, not as a colon-separated list, and its \
-                       handling of host files has differed from the local pull"
-        .to_owned();
-    let mut fix = format!(
-        "Set use_local_image_pull = true under [plugins.\"{IMAGES}\"] and restart containerd"
-    );
-    if list {
-        message.push_str(&format!(
-            "; config_path = \"{}\" is a list, so no host files are found and pulls bypass \
-             Speil",
+    Some(Finding::new(
+        "transfer_service",
+        Severity::Error,
+        format!(
+            "containerd 2.1 and later pull CRI images through the transfer service unless \
+             use_local_image_pull = true; the transfer service reads config_path as one \
+             directory, not as a colon-separated list, so with config_path = \"{}\" it finds \
+             no host files and pulls bypass Speil",
             view.config_path.as_deref().unwrap_or_default()
-        ));
-        fix.push_str(&format!(
-            ", or make config_path the single directory {}",
+        ),
+        format!(
+            "Set use_local_image_pull = true under [plugins.\"{IMAGES}\"] and restart \
+             containerd, or make config_path the single directory {}.",
             view.hosts_dir.display()
-        ));
-    }
-    fix.push('.');
-    let severity = if list {
-        Severity::Error
-    } else {
-        Severity::Warn
-    };
-    Some(Finding::new("transfer_service", severity, message, fix))
+        ),
+    ))
 }
 
 fn has_subdirectory(dir: &Path) -> bool {

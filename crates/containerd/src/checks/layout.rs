@@ -9,6 +9,7 @@
 //!   and `[plugins."io.containerd.grpc.v1.cri".containerd] discard_unpacked_layers`.
 //! - 3 (containerd 2.x): `[plugins."io.containerd.cri.v1.images".registry]` and
 //!   `[plugins."io.containerd.cri.v1.images"] discard_unpacked_layers`, `use_local_image_pull`.
+//! - 4 (containerd 2.4's own format): the CRI tables of version 3.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -77,7 +78,9 @@ pub(super) struct View<'a> {
     pub(super) imports: bool,
     /// `discard_unpacked_layers = true`.
     pub(super) discard: bool,
-    /// `use_local_image_pull = true` under the version 3 images plugin.
+    /// containerd 2.x pulls CRI images itself rather than through the transfer service:
+    /// `use_local_image_pull = true` under the images plugin, or a setting that makes it fall
+    /// back (see [`local_pull`]).
     pub(super) local_pull: bool,
     /// The directory Speil writes host files into.
     pub(super) hosts_dir: &'a Path,
@@ -138,7 +141,7 @@ impl<'a> View<'a> {
                 .and_then(Item::as_array)
                 .is_some_and(|a| !a.is_empty()),
             discard: flag(&doc, layout.discard_parent, "discard_unpacked_layers"),
-            local_pull: flag(&doc, &["plugins", IMAGES], "use_local_image_pull"),
+            local_pull: local_pull(&doc, layout),
             hosts_dir,
         })
     }
@@ -173,6 +176,57 @@ fn tls_configs(registry: Option<&Item>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Whether containerd 2.x pulls CRI images itself (the local pull) rather than through the
+/// transfer service: `use_local_image_pull = true`, or a setting the transfer service cannot
+/// honour, which makes containerd fall back to the local pull (containerd 2.4's
+/// `CheckLocalImagePullConfigs`). A version 2 file's settings count from the tables 2.x
+/// migrates them from.
+///
+/// Both pulls read host files, and with a single config_path directory both go through Speil
+/// (tested on containerd 2.4.2 in crates/speil/tests/it/containerd2.rs); they differ in that the
+/// transfer service takes config_path as one directory.
+fn local_pull(doc: &DocumentMut, layout: &Layout) -> bool {
+    let cri = lookup(doc, layout.cri);
+    let snapshots = lookup(doc, layout.discard_parent);
+    let get = |table: Option<&Item>, key: &str| table.and_then(|t| t.get(key)).cloned();
+    let registry = cri.and_then(|c| c.get("registry"));
+    // (the setting, as containerd's warning names it; whether it makes containerd fall back)
+    let fallbacks = [
+        (
+            "use_local_image_pull",
+            flag(doc, &["plugins", IMAGES], "use_local_image_pull"),
+        ),
+        (
+            "discard_unpacked_layers",
+            flag(doc, layout.discard_parent, "discard_unpacked_layers"),
+        ),
+        (
+            "disable_snapshot_annotations",
+            get(snapshots, "disable_snapshot_annotations").and_then(|i| i.as_bool()) == Some(false),
+        ),
+        (
+            "registry.mirrors, configs or auths",
+            ["mirrors", "configs", "auths"].iter().any(|k| {
+                registry
+                    .and_then(|r| r.get(k))
+                    .and_then(Item::as_table_like)
+                    .is_some_and(|t| !t.is_empty())
+            }),
+        ),
+        (
+            "max_concurrent_downloads",
+            get(cri, "max_concurrent_downloads")
+                .and_then(|i| i.as_integer())
+                .is_some_and(|n| n != 3),
+        ),
+        (
+            "image_pull_with_sync_fs",
+            flag(doc, layout.cri, "image_pull_with_sync_fs"),
+        ),
+    ];
+    fallbacks.iter().any(|(_, set)| *set)
 }
 
 /// A boolean `key` in the table at `parent`; false when missing or not a boolean.

@@ -1,6 +1,6 @@
 //! Checks of containerd's own configuration for the known ways a mirror ends up unused: host
 //! files not enabled or in another directory, legacy mirror settings, layers discarded after
-//! unpacking, and containerd 2.1's transfer-service pulls.
+//! unpacking, and containerd 2.1's transfer-service pulls with a `config_path` list.
 //!
 //! The config is parsed once into a view of what the checks read (`layout.rs`, which also says
 //! where each config version keeps its keys); each finding is one function over that view

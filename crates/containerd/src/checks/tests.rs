@@ -37,6 +37,16 @@ fn clean_configs_have_no_findings() {
     assert_eq!(run(CLEAN_V2, None), vec![]);
     assert_eq!(run(CLEAN_V2, Some("1.7.27")), vec![]);
     assert_eq!(run(CLEAN_V3, Some("v2.1.3")), vec![]);
+    // containerd 2.4 writes version 4; its CRI tables are version 3's.
+    let v4 = CLEAN_V3.replace("version = 3", "version = 4");
+    assert_eq!(run(&v4, Some("2.4.2+unknown")), vec![]);
+    let discard = v4.replace(
+        "use_local_image_pull = true",
+        "discard_unpacked_layers = true",
+    );
+    let findings = run(&discard, Some("2.4.2"));
+    assert_eq!(ids(&findings), ["discard_unpacked_layers"]);
+    assert!(findings[0].fix.contains("io.containerd.cri.v1.images"));
     let v1 = "[plugins.cri.registry]\nconfig_path = \"/etc/containerd/certs.d\"\n";
     assert_eq!(run(v1, Some("1.6.0")), vec![]);
 }
@@ -214,24 +224,61 @@ fn discarded_layers_cannot_be_served() {
 
 #[test]
 fn transfer_service_on_containerd_2_1() {
+    // One directory: the transfer service reads its host files (tested on 2.4.2).
     let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\nconfig_path = '/etc/containerd/certs.d'\n";
     assert_eq!(run(v3, None), vec![]);
     assert_eq!(run(v3, Some("2.0.5")), vec![]);
-    let findings = run(v3, Some("2.1.0"));
-    assert_eq!(ids(&findings), ["transfer_service"]);
-    assert_eq!(findings[0].severity, Severity::Warn);
-    assert!(findings[0].fix.contains("use_local_image_pull = true"));
+    assert_eq!(run(v3, Some("2.1.0")), vec![]);
+    assert_eq!(run(v3, Some("2.4.2+unknown")), vec![]);
 
+    // A list: the transfer service finds nothing.
     let list = v3.replace(
         "'/etc/containerd/certs.d'",
         "'/etc/containerd/certs.d:/etc/docker/certs.d'",
     );
+    assert_eq!(run(&list, Some("2.0.5")), vec![]);
     let findings = run(&list, Some("v2.2.1"));
     assert_eq!(ids(&findings), ["transfer_service"]);
     assert_eq!(findings[0].severity, Severity::Error);
+    assert!(findings[0].fix.contains("use_local_image_pull = true"));
 
-    let local = "version = 3\n[plugins.'io.containerd.cri.v1.images']\nuse_local_image_pull = true\n[plugins.'io.containerd.cri.v1.images'.registry]\nconfig_path = '/etc/containerd/certs.d'\n";
-    assert_eq!(run(local, Some("2.1.3")), vec![]);
+    // ... unless containerd pulls locally: asked to, or falling back.
+    let local = list.replace(
+        "[plugins.'io.containerd.cri.v1.images'.registry]",
+        "[plugins.'io.containerd.cri.v1.images']\nuse_local_image_pull = true\n[plugins.'io.containerd.cri.v1.images'.registry]",
+    );
+    assert_eq!(run(&local, Some("2.1.3")), vec![]);
+    for (setting, value) in [
+        ("max_concurrent_downloads", "5"),
+        ("disable_snapshot_annotations", "false"),
+        ("image_pull_with_sync_fs", "true"),
+    ] {
+        let text = local.replace(
+            "use_local_image_pull = true",
+            &format!("{setting} = {value}"),
+        );
+        assert_eq!(run(&text, Some("2.4.2")), vec![], "{setting}");
+    }
+    let discard = local.replace(
+        "use_local_image_pull = true",
+        "discard_unpacked_layers = true",
+    );
+    assert_eq!(
+        ids(&run(&discard, Some("2.4.2"))),
+        ["discard_unpacked_layers"]
+    );
+    let annotations = local.replace(
+        "use_local_image_pull = true",
+        "disable_snapshot_annotations = true",
+    );
+    assert_eq!(ids(&run(&annotations, Some("2.4.2"))), ["transfer_service"]);
+
+    // A version 2 file on containerd 2.x: the same, from the migrated tables.
+    let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\nconfig_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n";
+    assert_eq!(ids(&run(v2, Some("2.1.0"))), ["transfer_service"]);
+    let v2_downloads =
+        format!("{v2}[plugins.\"io.containerd.grpc.v1.cri\"]\nmax_concurrent_downloads = 10\n");
+    assert_eq!(run(&v2_downloads, Some("2.1.0")), vec![]);
 }
 
 #[test]
