@@ -1,7 +1,8 @@
-//! Enforced registry access (`speil run --basic-auth-file`) with real nodes, curl-like requests
-//! and skopeo: a request without the cluster's credentials is refused the way a registry asks
-//! for them, with them it is served, the probes stay open, and nodes mirror from each other with
-//! them, while a node without them gets nothing from a node that has them.
+//! Enforced registry access (`speil run --basic-auth-file`) with real nodes, plain requests,
+//! skopeo and containerd (1.6 and 2.x): a request without the cluster's credentials is refused
+//! the way a registry asks for them, with them it is served, the probes stay open, containerd
+//! sends them from the host files `speil configure --basic-auth-file` writes, and nodes mirror
+//! from each other with them, while a node without them gets nothing from a node that has them.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +14,13 @@ use test_support::metrics::{scrape, value};
 use test_support::net::Block;
 use test_support::prereq::require;
 
-use crate::cluster::{blobs_in, dns_flags, dns_for, empty_layout, sorted, start_node, wait_state};
+use test_support::containerd::{Containerd, Version};
+use test_support::net::ROUTER_PORT;
+
+use crate::cluster::{
+    blobs_in, dns_flags, dns_for, empty_layout, sorted, start_node, wait_provider, wait_state,
+};
+use crate::containerd::{NAME, configure, cri_pull, import, node_on};
 
 const CREDENTIALS: &str = "puller:s3cret:with:colons";
 /// `Basic` and the base64 of [`CREDENTIALS`].
@@ -114,8 +121,8 @@ async fn nodes_mirror_with_the_credentials_and_a_node_without_them_gets_nothing(
     for n in [&holder, &asker, &stranger] {
         wait_state(n, "connected", std::time::Duration::from_secs(20)).await;
     }
-    crate::cluster::wait_provider(&asker, "example.com/team/app:1.0", &holder).await;
-    crate::cluster::wait_provider(&stranger, "example.com/team/app:1.0", &holder).await;
+    wait_provider(&asker, "example.com/team/app:1.0", &holder).await;
+    wait_provider(&stranger, "example.com/team/app:1.0", &holder).await;
 
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("app");
@@ -179,5 +186,87 @@ fn a_basic_auth_file_that_is_not_user_colon_password_is_refused_without_showing_
     assert!(
         err.contains("user:password") && !err.contains("only-a-secret-token"),
         "{err}"
+    );
+}
+
+on_each_containerd!(containerd_pulls_with_the_credentials_configure_wrote);
+
+/// containerd A holds the image behind node A; containerd B pulls through the CRI from node B,
+/// which mirrors from A; containerd C pulls with ctr straight from node A. Every node requires
+/// the credentials, and every containerd sends them from its host files.
+async fn containerd_pulls_with_the_credentials_configure_wrote(version: Version) {
+    let (Some(ctd_a), Some(ctd_b), Some(ctd_c)) = (
+        Containerd::start(version, false),
+        Containerd::start(version, false),
+        Containerd::start(version, false),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = auth_file(dir.path());
+    let img = import(&ctd_a, 43);
+    let block = Block::random();
+    let auth = ["--basic-auth-file".to_owned(), file.clone()];
+    let node_a = node_on(block, 1, &ctd_a, &auth);
+    let peers = format!("/ip4/{}/tcp/{ROUTER_PORT}", block.ip(1));
+    let static_peers = [
+        "--bootstrap-kind",
+        "static",
+        "--static-bootstrap-peers",
+        &peers,
+    ];
+    let node_b = node_on(
+        block,
+        2,
+        &ctd_b,
+        &[&auth[..], &static_peers.map(String::from)[..]].concat(),
+    );
+    wait_state(&node_b, "connected", std::time::Duration::from_secs(15)).await;
+    wait_provider(&node_b, NAME, &node_a).await;
+
+    let mirror = |node: &test_support::process::Node| {
+        [
+            "--mirrored-registries",
+            "https://example.com",
+            "--mirror-targets",
+            &node.url(),
+        ]
+        .map(String::from)
+    };
+    let with_auth = |args: [String; 4]| {
+        let mut all = args.to_vec();
+        all.extend(["--basic-auth-file".to_owned(), file.clone()]);
+        all
+    };
+    let args = with_auth(mirror(&node_b));
+    configure(&ctd_b, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    cri_pull(&ctd_b.socket(), NAME)
+        .await
+        .expect("CRI PullImage through Speil with credentials");
+    let layer_bytes: u64 = img.layers.iter().map(|l| l.size).sum();
+    let mb = scrape(node_b.metrics).await;
+    assert!(
+        value(&mb, r#"speil_mirror_bytes_total{source="peer"}"#) >= layer_bytes as f64,
+        "{mb}"
+    );
+
+    let args = with_auth(mirror(&node_a));
+    configure(&ctd_c, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let certs = ctd_c.certs_dir();
+    ctd_c.ctr(&[
+        "images",
+        "pull",
+        "--hosts-dir",
+        certs.to_str().unwrap(),
+        NAME,
+    ]);
+    assert!(ctd_c.ctr(&["images", "ls", "-q"]).contains(NAME));
+    let ma = scrape(node_a.metrics).await;
+    assert!(
+        value(
+            &ma,
+            r#"speil_http_requests_total{handler="blobs",method="GET",status="401"}"#
+        ) == 0.0,
+        "no blob request came without the credentials: {ma}"
     );
 }

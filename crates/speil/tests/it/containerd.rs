@@ -21,7 +21,7 @@ use crate::cluster::{speil, start_on, wait_provider, wait_state};
 pub(crate) const NAME: &str = "example.com/team/app:1.0";
 
 /// A node on `127.A.B.n` serving `containerd`'s store, with `extra` flags.
-fn node_on(block: Block, n: u8, containerd: &Containerd, extra: &[String]) -> Node {
+pub(crate) fn node_on(block: Block, n: u8, containerd: &Containerd, extra: &[String]) -> Node {
     start_on(block, n, &containerd.speil_flags(), extra)
 }
 
