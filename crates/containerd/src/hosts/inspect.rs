@@ -49,3 +49,9 @@ pub fn is_configured(config_path: &Path, mirror_target: &str) -> bool {
         .iter()
         .any(|f| f.hosts.iter().any(|h| h == mirror_target))
 }
+
+/// [`speil_host_files`] on the blocking pool, for async callers such as the status endpoint.
+pub async fn speil_host_files_async(config_path: &Path) -> Vec<HostFile> {
+    let config_path = config_path.to_path_buf();
+    crate::blocking(move || speil_host_files(&config_path), Vec::new()).await
+}

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use toml_edit::DocumentMut;
 
-pub use inspect::{HostFile, is_configured, speil_host_files};
+pub use inspect::{HostFile, is_configured, speil_host_files, speil_host_files_async};
 pub use write::cleanup;
 
 /// The first line of every `hosts.toml` Speil writes. `cleanup` and `is_configured` recognise
