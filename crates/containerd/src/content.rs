@@ -26,9 +26,9 @@ use containerd_api::containerd::types::Envelope;
 use containerd_api::namespaced;
 use futures::StreamExt as _;
 use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest};
-use oci::{Digest, ImageReference};
+use oci::{Digest, ImageReference, Kind};
 use store::walk;
-use store::{Content, ContentStore, Error, Event, Image, Info, Listing};
+use store::{Content, ContentStore, Error, Event, Image, Listing};
 use timing::Backoff;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -176,79 +176,79 @@ impl Inner {
         std::fs::read_dir(self.config.content_path.join("blobs")).is_ok()
     }
 
-    /// The size of `digest`: from disk, else from Content.Info; `None` when containerd lacks it.
-    async fn size(&self, digest: &Digest) -> Result<Option<u64>, Error> {
-        match tokio::fs::metadata(self.blob_path(digest)).await {
-            Ok(m) if m.is_file() => return Ok(Some(m.len())),
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.disk_readable() => {
-                return Ok(None);
+    /// Opens `digest`: its file on disk, else (the content directory is not readable from here)
+    /// over gRPC; `None` when containerd lacks it. The disk is read on the blocking pool.
+    async fn open_blob(&self, digest: &Digest) -> Result<Option<Content>, Error> {
+        let path = self.blob_path(digest);
+        let blobs = self.config.content_path.join("blobs");
+        let on_disk = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || match store::open_file(path) {
+                Ok(Some(content)) => Some(Some(content)),
+                // Missing, and the directory is readable: containerd does not have it.
+                Ok(None) if std::fs::read_dir(blobs).is_ok() => Some(None),
+                _ => None,
             }
-            Err(_) => {}
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path,
+            source: io::Error::other(e),
+        })?;
+        match on_disk {
+            Some(found) => Ok(found),
+            None => self.open_grpc(digest).await,
         }
+    }
+
+    /// Opens `digest` over gRPC: its size from Content.Info now, its bytes by Content.Read when
+    /// streamed.
+    async fn open_grpc(&self, digest: &Digest) -> Result<Option<Content>, Error> {
         let request = namespaced(
             InfoRequest {
                 digest: digest.to_string(),
             },
             &self.namespace,
         );
-        match self.content().info(request).await {
-            Ok(r) => Ok(r
-                .into_inner()
-                .info
-                .map(|i| u64::try_from(i.size).unwrap_or(0))),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(grpc_error(&self.config.socket, s)),
-        }
+        let info = match self.content().info(request).await {
+            Ok(r) => r.into_inner().info,
+            Err(s) if s.code() == tonic::Code::NotFound => None,
+            Err(s) => return Err(grpc_error(&self.config.socket, s)),
+        };
+        let Some(info) = info else { return Ok(None) };
+        let reader = GrpcReader {
+            client: self.content(),
+            namespace: self.namespace.clone(),
+            socket: self.config.socket.clone(),
+            digest: digest.to_string(),
+        };
+        Ok(Some(Content::deferred(
+            u64::try_from(info.size).unwrap_or(0),
+            Box::new(move |offset, len| Box::pin(reader.read(offset, len))),
+        )))
     }
 
-    /// Reads `len` bytes of `digest` from `offset`, from disk or over gRPC.
-    async fn read(
-        &self,
-        digest: &Digest,
-        offset: u64,
-        len: u64,
-    ) -> Result<Option<store::ByteStream>, Error> {
-        let path = self.blob_path(digest);
-        let opened = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || std::fs::File::open(path)
-        })
-        .await
-        .map_err(|e| Error::Io {
-            path: path.clone(),
-            source: io::Error::other(e),
-        })?;
-        match opened {
-            Ok(file) => {
-                let stream = store::file_stream(file, offset, len)
-                    .map_err(|source| Error::Io { path, source })?;
-                return Ok(Some(stream));
+    /// Reads small content asked for as a manifest and finds out whether it is one, once: the
+    /// answer is remembered for digests outside the snapshot.
+    async fn classify(&self, digest: &Digest, content: Content) -> Result<Content, Error> {
+        let mut bytes = Vec::new();
+        if let Some(mut stream) = content.stream(None).await? {
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk.map_err(|source| Error::Io {
+                    path: self.blob_path(digest),
+                    source,
+                })?);
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.disk_readable() => {
-                return Ok(None);
-            }
-            Err(_) => {}
         }
-        let request = namespaced(
-            ReadContentRequest {
-                digest: digest.to_string(),
-                offset: i64::try_from(offset).unwrap_or(i64::MAX),
-                size: i64::try_from(len).unwrap_or(i64::MAX),
-            },
-            &self.namespace,
-        );
-        match self.content().read(request).await {
-            Ok(r) => {
-                let stream = r.into_inner().map(|m| {
-                    m.map(|m| Bytes::from(m.data))
-                        .map_err(|s| io::Error::other(s.to_string()))
-                });
-                Ok(Some(Box::pin(stream)))
-            }
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(grpc_error(&self.config.socket, s)),
+        let kind = walk::matches(digest, &bytes)
+            .then(|| Manifest::parse(&bytes).ok().map(|m| m.media_type))
+            .flatten();
+        let mut kinds = self.kinds.lock().expect("kind cache poisoned");
+        if kinds.len() >= KIND_CACHE_MAX {
+            kinds.clear();
         }
+        kinds.insert(digest.clone(), kind.clone());
+        Ok(Content::from_bytes(Bytes::from(bytes), kind))
     }
 
     /// Everything the namespace holds now.
@@ -403,6 +403,39 @@ impl walk::Source for Source {
     }
 }
 
+/// Reads content over gRPC (Content.Read) once its size is known.
+struct GrpcReader {
+    client: ContentClient<Channel>,
+    namespace: AsciiMetadataValue,
+    socket: PathBuf,
+    digest: String,
+}
+
+impl GrpcReader {
+    /// `len` bytes from `offset`; `None` when containerd no longer has the content.
+    async fn read(mut self, offset: u64, len: u64) -> Result<Option<store::ByteStream>, Error> {
+        let request = namespaced(
+            ReadContentRequest {
+                digest: self.digest,
+                offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                size: i64::try_from(len).unwrap_or(i64::MAX),
+            },
+            &self.namespace,
+        );
+        match self.client.read(request).await {
+            Ok(r) => {
+                let stream = r.into_inner().map(|m| {
+                    m.map(|m| Bytes::from(m.data))
+                        .map_err(|s| io::Error::other(s.to_string()))
+                });
+                Ok(Some(Box::pin(stream)))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(grpc_error(&self.socket, s)),
+        }
+    }
+}
+
 fn grpc_error(socket: &Path, status: tonic::Status) -> Error {
     Error::Io {
         path: socket.to_owned(),
@@ -550,20 +583,17 @@ impl ContentStore for Containerd {
         Ok(self.snapshot().resolve(reference))
     }
 
-    async fn describe(&self, digest: &Digest) -> Result<Option<Info>, Error> {
-        if let Some(info) = self.snapshot().manifest_info(digest) {
-            return Ok(Some(info));
+    async fn open(&self, digest: &Digest, kind: Kind) -> Result<Option<Content>, Error> {
+        if let Some(content) = self.snapshot().manifest(digest) {
+            return Ok(Some(content));
         }
-        let Some(size) = self.inner.size(digest).await? else {
+        let Some(mut content) = self.inner.open_blob(digest).await? else {
             return Ok(None);
         };
-        if size > MAX_MANIFEST_SIZE {
-            return Ok(Some(Info {
-                size,
-                media_type: None,
-            }));
+        if kind == Kind::Blob || content.size > MAX_MANIFEST_SIZE {
+            return Ok(Some(content));
         }
-        // Small content outside every listed image: find out once whether it is a manifest.
+        // Small content outside every listed image, asked for as a manifest.
         let known = self
             .inner
             .kinds
@@ -571,55 +601,13 @@ impl ContentStore for Containerd {
             .expect("kind cache poisoned")
             .get(digest)
             .cloned();
-        let media_type = match known {
-            Some(kind) => kind,
-            None => {
-                let mut bytes = Vec::new();
-                if let Some(mut stream) = self.inner.read(digest, 0, size).await? {
-                    while let Some(chunk) = stream.next().await {
-                        bytes.extend_from_slice(&chunk.map_err(|source| Error::Io {
-                            path: self.inner.blob_path(digest),
-                            source,
-                        })?);
-                    }
-                }
-                let kind = walk::matches(digest, &bytes)
-                    .then(|| Manifest::parse(&bytes).ok().map(|m| m.media_type))
-                    .flatten();
-                let mut kinds = self.inner.kinds.lock().expect("kind cache poisoned");
-                if kinds.len() >= KIND_CACHE_MAX {
-                    kinds.clear();
-                }
-                kinds.insert(digest.clone(), kind.clone());
-                kind
+        match known {
+            Some(kind) => {
+                content.media_type = kind;
+                Ok(Some(content))
             }
-        };
-        Ok(Some(Info { size, media_type }))
-    }
-
-    async fn open(
-        &self,
-        digest: &Digest,
-        range: Option<(u64, u64)>,
-    ) -> Result<Option<Content>, Error> {
-        if let Some(content) = self.snapshot().manifest_content(digest, range) {
-            return Ok(Some(content));
+            None => self.inner.classify(digest, content).await.map(Some),
         }
-        let Some(size) = self.inner.size(digest).await? else {
-            return Ok(None);
-        };
-        let (first, len) = match range {
-            Some((first, last)) => (first, last.saturating_sub(first) + 1),
-            None => (0, size),
-        };
-        let Some(stream) = self.inner.read(digest, first, len).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Content {
-            size,
-            range,
-            stream,
-        }))
     }
 
     /// What was last listed; an error while containerd does not answer, so that the status

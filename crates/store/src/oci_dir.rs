@@ -14,13 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE};
-use oci::{Digest, ImageReference};
+use oci::{Digest, ImageReference, Kind};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::file_stream::FileStream;
-use crate::{Content, ContentStore, Error, Event, Image, Info, Listing};
+use crate::{Content, ContentStore, Error, Event, Image, Listing};
 use crate::{events, walk};
 
 /// The largest `index.json` read; a layout with more images than fit is malformed for Speil.
@@ -116,69 +115,22 @@ impl ContentStore for OciDir {
         Ok(self.snapshot().listing.resolve(reference))
     }
 
-    async fn describe(&self, digest: &Digest) -> Result<Option<Info>, Error> {
-        if let Some(info) = self.snapshot().listing.manifest_info(digest) {
-            return Ok(Some(info));
-        }
-        let path = self.blob_path(digest);
-        match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(Info {
-                size: m.len(),
-                media_type: None,
-            })),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io { path, source }),
-        }
-    }
-
-    async fn open(
-        &self,
-        digest: &Digest,
-        range: Option<(u64, u64)>,
-    ) -> Result<Option<Content>, Error> {
-        if let Some(content) = self.snapshot().listing.manifest_content(digest, range) {
+    async fn open(&self, digest: &Digest, _kind: Kind) -> Result<Option<Content>, Error> {
+        // Only listed manifests are classified: content outside every image is served as a blob.
+        if let Some(content) = self.snapshot().listing.manifest(digest) {
             return Ok(Some(content));
         }
         let path = self.blob_path(digest);
         let opened = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || -> io::Result<Option<(std::fs::File, u64)>> {
-                let file = match std::fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                let meta = file.metadata()?;
-                if !meta.is_file() {
-                    return Ok(None);
-                }
-                Ok(Some((file, meta.len())))
-            }
+            move || crate::open_file(path)
         })
         .await
         .map_err(|e| Error::Io {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        let Some((file, size)) = opened.map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?
-        else {
-            return Ok(None);
-        };
-        let (first, len) = match range {
-            Some((first, last)) => (first, last.saturating_sub(first) + 1),
-            None => (0, size),
-        };
-        let stream =
-            FileStream::new(file, first, len).map_err(|source| Error::Io { path, source })?;
-        Ok(Some(Content {
-            size,
-            range,
-            stream: Box::pin(stream),
-        }))
+        opened.map_err(|source| Error::Io { path, source })
     }
 
     async fn images(&self) -> Result<Vec<Image>, Error> {
