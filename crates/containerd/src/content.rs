@@ -333,12 +333,7 @@ impl Inner {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "listed containerd's images"
         );
-        let events = store::events::diff(&current.images, &next.images);
-        *self.snapshot.write().expect("snapshot lock poisoned") = Arc::new(next);
-        for e in events {
-            // No subscriber is fine: nobody is watching yet.
-            let _ = self.events.send(e);
-        }
+        store::events::publish(&self.snapshot, next, &self.events);
         Ok(())
     }
 }
