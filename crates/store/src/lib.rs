@@ -92,9 +92,10 @@ pub trait ContentStore: Send + Sync + 'static {
 
     /// Opens `digest` to be served as `kind`: its size, and its bytes ready to stream; `None`
     /// when the store does not hold it. Asked for as [`Kind::Manifest`], the content's
-    /// `media_type` is its manifest media type, or `None` when it is not a manifest; asked for
-    /// as a blob, content is not classified (a blob's `media_type` may be `None` even when it is
-    /// a manifest).
+    /// `media_type` is its manifest media type when the store knows it as a manifest, `None`
+    /// otherwise (an OCI directory knows its listed manifests; containerd's store also reads
+    /// small unlisted content to find out). Asked for as a blob, content is not classified: its
+    /// `media_type` may be `None` even for a manifest.
     async fn open(&self, digest: &Digest, kind: Kind) -> Result<Option<Content>, Error>;
 
     /// Every image the store holds now.
