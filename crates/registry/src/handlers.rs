@@ -123,65 +123,27 @@ async fn serve_local(
             None => return Ok(None),
         },
     };
-    let Some(info) = state.store.describe(&digest).await? else {
+    let Some(content) = state.store.open(&digest, path.kind).await? else {
         return Ok(None);
     };
-    if path.kind == Kind::Manifest && !info.is_manifest() {
+    if path.kind == Kind::Manifest && !content.is_manifest() {
         // A blob asked for as a manifest: this node knows what it is; no peer would differ.
         return Err(ApiError::Unknown {
             kind: path.kind,
             reference: path.reference.to_string(),
         });
     }
-
-    let range = match (
-        path.kind,
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-    ) {
-        (Kind::Blob, Some(h)) => match ByteRange::parse(h) {
-            RangeParse::Single(r) => Some(
-                r.resolve(info.size)
-                    .map_err(|e| ApiError::RangeNotSatisfiable { size: e.size })?,
-            ),
-            RangeParse::Ignore => None,
-        },
-        _ => None,
-    };
-
-    let content_type = match path.kind {
-        Kind::Manifest => info.media_type.clone().unwrap_or_default(),
-        Kind::Blob => oci::media_type::OCTET_STREAM.to_owned(),
-    };
-    let length = range.map_or(info.size, |(first, last)| last - first + 1);
-    let mut builder = Response::builder()
-        .status(if range.is_some() {
-            StatusCode::PARTIAL_CONTENT
-        } else {
-            StatusCode::OK
-        })
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_LENGTH, length)
-        .header("docker-content-digest", digest.to_string())
-        .header(header::ETAG, format!("\"{digest}\""))
-        .header(API_VERSION.0, API_VERSION.1);
-    if path.kind == Kind::Blob {
-        builder = builder.header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    }
-    if let Some((first, last)) = range {
-        builder = builder.header(
-            header::CONTENT_RANGE,
-            format!("bytes {first}-{last}/{}", info.size),
-        );
-    }
-
+    let range = requested_range(path.kind, headers, content.size)?;
+    let length = range.map_or(content.size, |(first, last)| last - first + 1);
+    let builder = local_headers(path.kind, &digest, &content, range, length);
     let body = if head {
         Body::empty()
     } else {
-        let Some(content) = state.store.open(&digest, range).await? else {
+        let Some(stream) = content.stream(range).await? else {
             return Ok(None);
         };
         let served = state.metrics.bytes_counter("local");
-        Body::from_stream(content.stream.inspect_ok(move |b| {
+        Body::from_stream(stream.inspect_ok(move |b| {
             served.inc_by(b.len() as u64);
         }))
     };
@@ -193,4 +155,59 @@ async fn serve_local(
             .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
     Ok(Some(response))
+}
+
+/// The inclusive byte range a blob request asks for, resolved against the content's `size`;
+/// `None` for the whole content (manifests are always whole).
+fn requested_range(
+    kind: Kind,
+    headers: &HeaderMap,
+    size: u64,
+) -> Result<Option<(u64, u64)>, ApiError> {
+    let header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    match (kind, header) {
+        (Kind::Blob, Some(h)) => match ByteRange::parse(h) {
+            RangeParse::Single(r) => r
+                .resolve(size)
+                .map(Some)
+                .map_err(|e| ApiError::RangeNotSatisfiable { size: e.size }),
+            RangeParse::Ignore => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// The status and headers of a local answer: `length` bytes of `content`, or of its `range`.
+fn local_headers(
+    kind: Kind,
+    digest: &Digest,
+    content: &store::Content,
+    range: Option<(u64, u64)>,
+    length: u64,
+) -> axum::http::response::Builder {
+    let content_type = match kind {
+        Kind::Manifest => content.media_type.clone().unwrap_or_default(),
+        Kind::Blob => oci::media_type::OCTET_STREAM.to_owned(),
+    };
+    let mut builder = Response::builder()
+        .status(if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, length)
+        .header("docker-content-digest", digest.to_string())
+        .header(header::ETAG, format!("\"{digest}\""))
+        .header(API_VERSION.0, API_VERSION.1);
+    if kind == Kind::Blob {
+        builder = builder.header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if let Some((first, last)) = range {
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {first}-{last}/{}", content.size),
+        );
+    }
+    builder
 }

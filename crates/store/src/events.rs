@@ -2,10 +2,11 @@
 //! which each keep a broadcast sender and a current listing.
 
 use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{Event, Image};
+use crate::{Event, Image, Listing};
 
 /// How many events may wait for a slow watcher before it is sent a fresh listing instead.
 pub const BUFFER: usize = 256;
@@ -25,6 +26,20 @@ pub fn diff(old: &[Image], new: &[Image]) -> Vec<Event> {
         .cloned()
         .map(Event::Created);
     deleted.chain(created).collect()
+}
+
+/// Makes `next` the store's current `listing` and sends its watchers the events that turn the
+/// old listing into the new one.
+pub fn publish(listing: &RwLock<Arc<Listing>>, next: Listing, events: &broadcast::Sender<Event>) {
+    let next = Arc::new(next);
+    let old = std::mem::replace(
+        &mut *listing.write().expect("listing lock poisoned"),
+        next.clone(),
+    );
+    for e in diff(&old.images, &next.images) {
+        // No subscriber is fine: nobody is watching yet.
+        let _ = events.send(e);
+    }
 }
 
 /// A watch as [`crate::ContentStore::watch`] promises it: [`Event::Listed`] with `current()`

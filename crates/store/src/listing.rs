@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use oci::{Digest, ImageReference};
 
+use crate::Content;
+use crate::Image;
 use crate::walk::ManifestCache;
-use crate::{Content, Image, Info};
 
 /// One listing of a store.
 #[derive(Default)]
@@ -38,18 +39,9 @@ impl Listing {
         self.tags.get(reference).cloned()
     }
 
-    /// Size and media type of a listed manifest.
-    pub fn manifest_info(&self, digest: &Digest) -> Option<Info> {
+    /// A listed manifest, with its media type, from memory.
+    pub fn manifest(&self, digest: &Digest) -> Option<Content> {
         let (media_type, bytes) = self.manifests.get(digest)?;
-        Some(Info {
-            size: bytes.len() as u64,
-            media_type: Some(media_type.clone()),
-        })
-    }
-
-    /// The bytes of a listed manifest, whole or the inclusive `range` of them.
-    pub fn manifest_content(&self, digest: &Digest, range: Option<(u64, u64)>) -> Option<Content> {
-        let (_, bytes) = self.manifests.get(digest)?;
-        Some(Content::from_bytes(bytes, range))
+        Some(Content::from_bytes(bytes.clone(), Some(media_type.clone())))
     }
 }

@@ -14,13 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use oci::manifest::{Descriptor, MAX_MANIFEST_SIZE};
-use oci::{Digest, ImageReference};
+use oci::{Digest, ImageReference, Kind};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::file_stream::FileStream;
-use crate::{Content, ContentStore, Error, Event, Image, Info, Listing};
+use crate::{Content, ContentStore, Error, Event, Image, Listing};
 use crate::{events, walk};
 
 /// The largest `index.json` read; a layout with more images than fit is malformed for Speil.
@@ -38,7 +37,7 @@ pub struct OciDir {
 
 struct Inner {
     root: PathBuf,
-    snapshot: RwLock<Arc<Snapshot>>,
+    listing: RwLock<Arc<Listing>>,
     events: broadcast::Sender<Event>,
 }
 
@@ -48,12 +47,6 @@ struct Stamp {
     ino: u64,
     len: u64,
     mtime_ns: i128,
-}
-
-#[derive(Default)]
-struct Snapshot {
-    stamp: Option<Stamp>,
-    listing: Listing,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +66,7 @@ impl OciDir {
         shutdown: CancellationToken,
     ) -> Result<OciDir, Error> {
         let root = root.into();
-        let loaded = {
+        let (stamp, listing) = {
             let root = root.clone();
             tokio::task::spawn_blocking(move || load(&root))
                 .await
@@ -85,10 +78,11 @@ impl OciDir {
         let (events, _) = broadcast::channel(events::BUFFER);
         let inner = Arc::new(Inner {
             root,
-            snapshot: RwLock::new(Arc::new(loaded)),
+            listing: RwLock::new(Arc::new(listing)),
             events,
         });
-        tokio::spawn(refresh(Arc::downgrade(&inner), poll_interval, shutdown));
+        let refreshing = refresh(Arc::downgrade(&inner), stamp, poll_interval, shutdown);
+        tokio::spawn(refreshing);
         Ok(OciDir { inner })
     }
 
@@ -97,11 +91,11 @@ impl OciDir {
         &self.inner.root
     }
 
-    fn snapshot(&self) -> Arc<Snapshot> {
+    fn listing(&self) -> Arc<Listing> {
         self.inner
-            .snapshot
+            .listing
             .read()
-            .expect("snapshot lock poisoned")
+            .expect("listing lock poisoned")
             .clone()
     }
 
@@ -113,88 +107,45 @@ impl OciDir {
 #[async_trait]
 impl ContentStore for OciDir {
     async fn resolve(&self, reference: &str) -> Result<Option<Digest>, Error> {
-        Ok(self.snapshot().listing.resolve(reference))
+        Ok(self.listing().resolve(reference))
     }
 
-    async fn describe(&self, digest: &Digest) -> Result<Option<Info>, Error> {
-        if let Some(info) = self.snapshot().listing.manifest_info(digest) {
-            return Ok(Some(info));
-        }
-        let path = self.blob_path(digest);
-        match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(Info {
-                size: m.len(),
-                media_type: None,
-            })),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io { path, source }),
-        }
-    }
-
-    async fn open(
-        &self,
-        digest: &Digest,
-        range: Option<(u64, u64)>,
-    ) -> Result<Option<Content>, Error> {
-        if let Some(content) = self.snapshot().listing.manifest_content(digest, range) {
+    async fn open(&self, digest: &Digest, _kind: Kind) -> Result<Option<Content>, Error> {
+        // Only listed manifests are classified: content outside every image is served as a blob.
+        if let Some(content) = self.listing().manifest(digest) {
             return Ok(Some(content));
         }
         let path = self.blob_path(digest);
         let opened = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || -> io::Result<Option<(std::fs::File, u64)>> {
-                let file = match std::fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                let meta = file.metadata()?;
-                if !meta.is_file() {
-                    return Ok(None);
-                }
-                Ok(Some((file, meta.len())))
-            }
+            move || crate::open_file(path)
         })
         .await
         .map_err(|e| Error::Io {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        let Some((file, size)) = opened.map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?
-        else {
-            return Ok(None);
-        };
-        let (first, len) = match range {
-            Some((first, last)) => (first, last.saturating_sub(first) + 1),
-            None => (0, size),
-        };
-        let stream =
-            FileStream::new(file, first, len).map_err(|source| Error::Io { path, source })?;
-        Ok(Some(Content {
-            size,
-            range,
-            stream: Box::pin(stream),
-        }))
+        opened.map_err(|source| Error::Io { path, source })
     }
 
     async fn images(&self) -> Result<Vec<Image>, Error> {
-        Ok(self.snapshot().listing.images.clone())
+        Ok(self.listing().images.clone())
     }
 
     fn watch(&self) -> mpsc::Receiver<Event> {
         let store = self.clone();
-        events::watch(&self.inner.events, move || {
-            store.snapshot().listing.images.clone()
-        })
+        events::watch(&self.inner.events, move || store.listing().images.clone())
     }
 }
 
-/// Re-reads `index.json` whenever it changes, publishing what changed, until shutdown.
-async fn refresh(inner: Weak<Inner>, interval: Duration, shutdown: CancellationToken) {
+/// Re-reads `index.json` whenever it changes from `stamp`, publishing what changed, until
+/// shutdown.
+async fn refresh(
+    inner: Weak<Inner>,
+    mut stamp: Stamp,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut failing = false;
     loop {
         tokio::select! {
@@ -203,13 +154,8 @@ async fn refresh(inner: Weak<Inner>, interval: Duration, shutdown: CancellationT
         }
         let Some(inner) = inner.upgrade() else { return };
         let index = inner.root.join("index.json");
-        let stamp = tokio::fs::metadata(&index).await.ok().map(|m| stamp_of(&m));
-        let current = inner
-            .snapshot
-            .read()
-            .expect("snapshot lock poisoned")
-            .clone();
-        if stamp == current.stamp && !failing {
+        let now = tokio::fs::metadata(&index).await.ok().map(|m| stamp_of(&m));
+        if now == Some(stamp) && !failing {
             continue;
         }
         let root = inner.root.clone();
@@ -221,17 +167,13 @@ async fn refresh(inner: Weak<Inner>, interval: Duration, shutdown: CancellationT
             }),
         };
         match loaded {
-            Ok(next) => {
+            Ok((next_stamp, next)) => {
                 if failing {
                     tracing::info!(path = %index.display(), "image layout readable again");
                 }
                 failing = false;
-                let events = events::diff(&current.listing.images, &next.listing.images);
-                *inner.snapshot.write().expect("snapshot lock poisoned") = Arc::new(next);
-                for e in events {
-                    // No subscriber is fine: nobody is watching yet.
-                    let _ = inner.events.send(e);
-                }
+                stamp = next_stamp;
+                events::publish(&inner.listing, next, &inner.events);
             }
             Err(e) => {
                 if !failing {
@@ -258,8 +200,8 @@ fn malformed(path: &Path, reason: impl ToString) -> Error {
     }
 }
 
-/// Reads the whole layout: `index.json`, then every manifest reachable from it.
-fn load(root: &Path) -> Result<Snapshot, Error> {
+/// Reads the whole layout: `index.json` (and its stamp), then every manifest reachable from it.
+fn load(root: &Path) -> Result<(Stamp, Listing), Error> {
     let layout = root.join("oci-layout");
     if !layout.is_file() {
         return Err(malformed(
@@ -282,22 +224,19 @@ fn load(root: &Path) -> Result<Snapshot, Error> {
     let bytes = std::fs::read(&index_path).map_err(io_err)?;
     let index: IndexJson = serde_json::from_slice(&bytes).map_err(|e| malformed(&index_path, e))?;
 
-    let mut snap = Snapshot {
-        stamp: Some(stamp_of(&meta)),
-        ..Snapshot::default()
-    };
+    let mut listing = Listing::default();
     for desc in index.manifests {
         if !oci::media_type::is_manifest(&desc.media_type) {
             continue;
         }
-        let contents = walk::contents(&desc, &mut Blobs(root), &mut snap.listing.manifests);
+        let contents = walk::contents(&desc, &mut Blobs(root), &mut listing.manifests);
         if contents.is_empty() {
             tracing::debug!(digest = %desc.digest, "image in index.json lacks its manifest");
             continue;
         }
-        snap.listing.push(image_name(&desc), desc.digest, contents);
+        listing.push(image_name(&desc), desc.digest, contents);
     }
-    Ok(snap)
+    Ok((stamp_of(&meta), listing))
 }
 
 /// The image's full reference from its annotations, when it has one with a tag.

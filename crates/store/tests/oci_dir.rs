@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use oci::Digest;
+use oci::{Digest, Kind};
 use store::layout::LayoutWriter;
 use store::{ContentStore, Event, OciDir};
 use test_support::image;
@@ -15,11 +15,16 @@ const POLL: Duration = Duration::from_millis(50);
 
 async fn read_all(store: &OciDir, digest: &Digest, range: Option<(u64, u64)>) -> Vec<u8> {
     let content = store
-        .open(digest, range)
+        .open(digest, Kind::Blob)
         .await
         .unwrap()
         .expect("content present");
-    let chunks: Vec<_> = content.stream.collect().await;
+    let stream = content
+        .stream(range)
+        .await
+        .unwrap()
+        .expect("content present");
+    let chunks: Vec<_> = stream.collect().await;
     chunks
         .into_iter()
         .flat_map(|c| c.unwrap().to_vec())
@@ -62,10 +67,18 @@ async fn lists_resolves_describes_and_streams() {
         "an index lists itself, its manifests, configs and layers"
     );
 
-    let info = store.describe(&img.top.digest).await.unwrap().unwrap();
+    let info = store
+        .open(&img.top.digest, Kind::Manifest)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(info.is_manifest());
     let layer = &img.layers[0];
-    let info = store.describe(&layer.digest).await.unwrap().unwrap();
+    let info = store
+        .open(&layer.digest, Kind::Manifest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((info.size, info.media_type), (layer.size, None));
 
     let bytes = read_all(&store, &layer.digest, None).await;
@@ -74,8 +87,14 @@ async fn lists_resolves_describes_and_streams() {
     assert_eq!(part, bytes[1_000_000..=1_600_000]);
 
     let missing = Digest::sha256_of(b"missing");
-    assert!(store.describe(&missing).await.unwrap().is_none());
-    assert!(store.open(&missing, None).await.unwrap().is_none());
+    assert!(
+        store
+            .open(&missing, Kind::Manifest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.open(&missing, Kind::Blob).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -105,7 +124,13 @@ async fn bare_tags_are_served_by_digest_only() {
     let images = store.images().await.unwrap();
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].name, None);
-    assert!(store.describe(&img.top.digest).await.unwrap().is_some());
+    assert!(
+        store
+            .open(&img.top.digest, Kind::Manifest)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(store.resolve("1.0").await.unwrap(), None);
 }
 

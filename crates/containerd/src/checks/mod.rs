@@ -71,6 +71,22 @@ pub fn check(
     }
 }
 
+/// [`check`] on the blocking pool, for async callers such as the status endpoint.
+pub async fn check_async(
+    config_file: &Path,
+    hosts_dir: &Path,
+    containerd_version: Option<&str>,
+) -> Vec<Finding> {
+    let config_file = config_file.to_path_buf();
+    let hosts_dir = hosts_dir.to_path_buf();
+    let version = containerd_version.map(str::to_owned);
+    crate::blocking(
+        move || check(&config_file, &hosts_dir, version.as_deref()),
+        Vec::new(),
+    )
+    .await
+}
+
 /// Checks the text of containerd's config file. `hosts_dir` is the directory Speil writes host
 /// files into; `containerd_version` (`"2.1.0"`, `"v1.7.27"`) enables version-specific checks
 /// when known.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::{PermissionsExt, symlink};
 
+use super::render::{base64, format_duration, is_localhost};
 use super::*;
 
 fn config(root: &Path, registries: &[&str]) -> Config {

@@ -102,11 +102,12 @@ impl Admin {
             .ok()
             .flatten();
         let findings =
-            containerd::checks::check(&c.config, &c.registry_config_path, version.as_deref())
+            containerd::checks::check_async(&c.config, &c.registry_config_path, version.as_deref())
+                .await
                 .into_iter()
                 .map(status::Finding::from)
                 .collect();
-        let files = containerd::hosts::speil_host_files(&c.registry_config_path);
+        let files = containerd::hosts::speil_host_files_async(&c.registry_config_path).await;
         let me = self.router.peer_id().to_string();
         // Every distinct host at once, so unreachable ones cost one timeout in all.
         let urls: std::collections::BTreeSet<&String> =
