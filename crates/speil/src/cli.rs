@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod tests;
 mod values;
 
+pub(crate) use values::basic_auth;
 use values::{
     duration, http_base_url, http_url, log_filter, multiaddr, oci_dir, registry_url, socket_addr,
     status_url,

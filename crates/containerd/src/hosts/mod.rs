@@ -64,7 +64,7 @@ pub struct Config {
     pub prepend_existing: bool,
     /// Contents of a basic-auth file (`user:password`), when given; becomes an
     /// `Authorization = "Basic <base64>"` header on Speil's hosts.
-    pub basic_auth: Option<String>,
+    pub basic_auth: Option<oci::BasicAuth>,
     /// `dial_timeout` on Speil's hosts, e.g. 200ms, so an absent Speil costs little
     /// (containerd 1.7 and later honour it; 1.6 ignores the key).
     pub dial_timeout: Duration,
@@ -105,9 +105,6 @@ pub enum Error {
     /// A mirror target is not a plain `http://` or `https://` URL.
     #[error("mirror target {0:?} is not an http:// or https:// URL")]
     MirrorTarget(String),
-    /// The basic-auth content is not `user:password` (the content itself is never shown).
-    #[error("basic-auth content is not of the form user:password")]
-    BasicAuth,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -179,17 +176,10 @@ fn validate(config: &Config) -> Result<Option<String>, Error> {
             return Err(Error::MirrorTarget(target.clone()));
         }
     }
-    config
+    Ok(config
         .basic_auth
-        .as_deref()
-        .map(|content| {
-            let content = content.trim();
-            match content.split_once(':') {
-                Some((user, _)) if !user.is_empty() => Ok(render::basic_authorization(content)),
-                _ => Err(Error::BasicAuth),
-            }
-        })
-        .transpose()
+        .as_ref()
+        .map(|auth| auth.header_value().to_owned()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
 use toml_edit::{DocumentMut, Item, Table};
 
 use super::original::Original;
@@ -197,14 +196,4 @@ fn value(s: &str) -> String {
 /// A string as a TOML key, quoted only when it must be.
 fn key(s: &str) -> String {
     toml_edit::Key::new(s).display_repr().into_owned()
-}
-
-/// The `Authorization` header value for basic-auth content `user:password`.
-pub(super) fn basic_authorization(content: &str) -> String {
-    format!("Basic {}", base64(content.as_bytes()))
-}
-
-/// Standard base64 (RFC 4648, with padding).
-pub(super) fn base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

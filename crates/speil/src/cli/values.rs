@@ -130,3 +130,20 @@ pub(super) fn oci_dir(s: &str) -> Result<PathBuf, String> {
         Ok(_) => Ok(dir),
     }
 }
+
+/// The credentials in the file of `--basic-auth-file` (`speil run` and `speil configure` read it
+/// alike), when given. A file that cannot be read or is not `user:password` is a bad value
+/// naming the flag and the file, never its content.
+pub(crate) fn basic_auth(file: Option<&std::path::Path>) -> anyhow::Result<Option<oci::BasicAuth>> {
+    let Some(file) = file else { return Ok(None) };
+    let refused = |why: String| {
+        super::bad_value(anyhow::anyhow!(
+            "--basic-auth-file {}: {why}",
+            file.display()
+        ))
+    };
+    let content = std::fs::read_to_string(file).map_err(|e| refused(e.to_string()))?;
+    oci::BasicAuth::parse(&content)
+        .map(Some)
+        .map_err(|e| refused(e.to_string()))
+}

@@ -6,14 +6,7 @@ use crate::cli::ConfigureArgs;
 
 /// Writes the host files and says which.
 pub(crate) fn main(args: ConfigureArgs) -> anyhow::Result<()> {
-    let basic_auth = match &args.basic_auth_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("--basic-auth-file {}", path.display()))
-                .map_err(crate::cli::bad_value)?,
-        ),
-        None => None,
-    };
+    let basic_auth = crate::cli::basic_auth(args.basic_auth_file.as_deref())?;
     let config = containerd::hosts::Config {
         config_path: args.containerd_registry_config_path.clone(),
         registries: args.mirrored_registries,

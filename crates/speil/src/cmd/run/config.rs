@@ -1,9 +1,7 @@
 //! The flags of `speil run` turned into the configurations of the router and the mirror,
 //! checking what clap cannot check alone (flags that depend on each other).
 
-use std::path::Path;
-
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 use crate::cli::{BootstrapKind, MirrorArgs, P2pArgs};
 
@@ -75,14 +73,4 @@ pub(super) fn mirror_config(
         resolve_tags: args.resolve_tags,
         basic_auth,
     }
-}
-
-/// The credentials of `--basic-auth-file`, when given; the file's content is never shown.
-pub(super) fn basic_auth(file: Option<&Path>) -> anyhow::Result<Option<oci::BasicAuth>> {
-    let Some(file) = file else { return Ok(None) };
-    let content = std::fs::read_to_string(file)
-        .with_context(|| format!("--basic-auth-file {}", file.display()))?;
-    oci::BasicAuth::parse(&content)
-        .map(Some)
-        .with_context(|| format!("--basic-auth-file {}", file.display()))
 }

@@ -135,7 +135,7 @@ async fn check(args: &RunArgs) -> anyhow::Result<Checked> {
     .map_err(|e| bad_value(anyhow::Error::from(e)))?;
     Ok(Checked {
         p2p,
-        basic_auth: config::basic_auth(args.basic_auth_file.as_deref()).map_err(bad_value)?,
+        basic_auth: crate::cli::basic_auth(args.basic_auth_file.as_deref())?,
         filters,
         registry_listener: bind("--registry-addr", args.registry_addr).await?,
         metrics_listener: bind("--metrics-addr", args.metrics_addr).await?,
