@@ -191,11 +191,9 @@ fn containers<'a>(pod: &'a Value, kind: &str) -> &'a [Value] {
     pod[kind].as_array().unwrap()
 }
 
-#[tokio::test]
-async fn the_chart_runs_as_rendered_on_three_nodes() {
-    let Some(python) = chart_python() else {
-        return;
-    };
+/// The chart rendered with the values of the three-node test: JSON logs, example.com mirrored,
+/// the alert rules and the dashboard on.
+fn render_for_three_nodes(python: &Path) -> Vec<Value> {
     let values = serde_json::json!({
         "clusterDomain": "cluster.test",
         // The node IP is the pod IP here, so the hostPort is the container port.
@@ -204,8 +202,12 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
         "prometheusRule": {"enabled": true},
         "grafanaDashboard": {"enabled": true},
     });
-    let docs = render(&python, &values);
-    let ds = object(&docs, "DaemonSet", "speil");
+    render(python, &values)
+}
+
+/// The DaemonSet's pod spec, its one init container and its one container.
+fn speil_pod(docs: &[Value]) -> (&Value, &Value, &Value) {
+    let ds = object(docs, "DaemonSet", "speil");
     let pod = pod_of(ds);
     let [init] = containers(pod, "initContainers") else {
         panic!("one init container")
@@ -213,6 +215,12 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
     let [main] = containers(pod, "containers") else {
         panic!("one container")
     };
+    (pod, init, main)
+}
+
+/// The main container names the bootstrap domain and leaves the nameserver to the pod's
+/// resolv.conf.
+fn assert_dns_left_to_the_pod(main: &Value) {
     let main_env: Vec<&str> = main["env"]
         .as_array()
         .unwrap()
@@ -221,38 +229,49 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
         .collect();
     assert!(main_env.contains(&"SPEIL_DNS_BOOTSTRAP_DOMAIN"));
     assert!(!main_env.contains(&"SPEIL_DNS_BOOTSTRAP_NAMESERVER"));
+}
 
-    let block = Block::random();
-    let ips: Vec<std::net::IpAddr> = (1..=3).map(|n| block.ip(n)).collect();
-    let Some(dns) = Dnsmasq::start(block.addr(53, 53), BOOTSTRAP_NAME, &ips) else {
-        return;
-    };
+/// One node host per address, each with its own containerd 1.6; `None` if containerd is missing.
+fn start_node_hosts(ips: &[std::net::IpAddr]) -> Option<Vec<NodeHost>> {
     let mut hosts = Vec::new();
-    for ip in &ips {
-        let Some(containerd) = Containerd::start(Version::V1_6, false) else {
-            return;
-        };
+    for ip in ips {
         hosts.push(NodeHost {
             ip: *ip,
-            containerd,
+            containerd: Containerd::start(Version::V1_6, false)?,
             data: tempfile::tempdir().unwrap(),
             socket_absent: false,
         });
     }
-    // Node 2's host files hold an operator's own mirror for example.com before the install.
+    Some(hosts)
+}
+
+/// Node 2's host files hold an operator's own mirror for example.com before the install.
+fn write_an_operators_own_mirror(host: &NodeHost) {
     let own = "server = \"https://example.com\"\n\n[host.\"https://mirror.internal\"]\n  capabilities = [\"pull\"]\n";
-    let dir = hosts[1].containerd.certs_dir().join("example.com");
+    let dir = host.containerd.certs_dir().join("example.com");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("hosts.toml"), own).unwrap();
-    let before: Vec<_> = hosts
+}
+
+/// Every node's host-file tree, in node order.
+fn host_files(hosts: &[NodeHost]) -> Vec<Vec<(String, Vec<u8>)>> {
+    hosts
         .iter()
         .map(|h| tree(&h.containerd.certs_dir()))
-        .collect();
+        .collect()
+}
 
-    let _img = import(&hosts[0].containerd, 7);
-    let resolver = [("SPEIL_DNS_BOOTSTRAP_NAMESERVER", dns.addr().to_string())];
+/// On every node, the init container runs to success, then the main container starts with the
+/// resolver the pod's resolv.conf would give it; all three connect.
+async fn install(
+    hosts: &[NodeHost],
+    pod: &Value,
+    init: &Value,
+    main: &Value,
+    resolver: &[(&str, String)],
+) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
-    for h in &hosts {
+    for h in hosts {
         let out = h.command(pod, init, &[]).output().unwrap();
         assert!(
             out.status.success(),
@@ -260,15 +279,16 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
             h.ip,
             String::from_utf8_lossy(&out.stderr)
         );
-        nodes.push(Node::start_command(h.command(pod, main, &resolver)));
+        nodes.push(Node::start_command(h.command(pod, main, resolver)));
     }
     for n in &nodes {
         wait_state(n, "connected", Duration::from_secs(30)).await;
     }
-    // The identity is kept in the data dir's hostPath.
-    assert!(hosts[0].data.path().join("identity.key").is_file());
+    nodes
+}
 
-    // The probes answer, at the paths and ports rendered.
+/// The probes answer on every node, at the paths and ports rendered.
+async fn assert_probes_answer(main: &Value, hosts: &[NodeHost]) {
     let ports: HashMap<&str, u64> = main["ports"]
         .as_array()
         .unwrap()
@@ -283,25 +303,19 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
         let http = &main[probe]["httpGet"];
         let port = ports[http["port"].as_str().unwrap()];
-        for h in &hosts {
+        for h in hosts {
             let url = format!("http://{}:{port}{}", h.ip, http["path"].as_str().unwrap());
             assert_eq!(get(&url).await.status.as_u16(), 200, "{probe} {url}");
         }
     }
+}
 
-    // The CRI pull kubelet makes on node 3, of an image only node 1 holds; example.com itself
-    // is unreachable from here.
-    wait_provider(&nodes[2], NAME, &nodes[0]).await;
-    cri_pull(&hosts[2].containerd.socket(), NAME)
-        .await
-        .expect("CRI PullImage on node 3 through the chart's Speil");
-
-    // Every metric the dashboard and the alert rules name is exported by a live node (node 3
-    // advertises what it pulled once its store has synced, hence the wait). A labelled family
-    // is exported from its first series on: the peer failure counter only after a peer failed,
-    // which this healthy cluster never sees.
-    let rules = object(&docs, "PrometheusRule", "speil")["spec"].to_string();
-    let dashboard = object(&docs, "ConfigMap", "speil-dashboard")["data"]["speil.json"]
+/// Every metric the dashboard and the alert rules name is exported by `node`. A labelled family
+/// is exported from its first series on: the peer failure counter only after a peer failed,
+/// which a healthy cluster never sees.
+async fn assert_named_metrics_exported(docs: &[Value], node: &Node) {
+    let rules = object(docs, "PrometheusRule", "speil")["spec"].to_string();
+    let dashboard = object(docs, "ConfigMap", "speil-dashboard")["data"]["speil.json"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -324,7 +338,7 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
         Duration::from_secs(20),
         "every metric the dashboard and rules name exported",
         || async {
-            let text = scrape(nodes[2].metrics).await;
+            let text = scrape(node.metrics).await;
             let missing: Vec<&String> = families
                 .iter()
                 .filter(|f| !text.contains(&format!("# TYPE {f} ")))
@@ -333,22 +347,25 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
         },
     )
     .await;
+}
 
-    // Uninstall: the DaemonSet's pods go, then the post-delete hook runs on every node.
-    drop(nodes);
-    let cleanup_ds = object(&docs, "DaemonSet", "speil-cleanup");
+/// The post-delete hook on every node: the cleanup DaemonSet's container starts on each, and the
+/// cleanup-wait Job's container, pointed at the node's own cleanup (kube-proxy's part), runs to
+/// success. The cleanup containers, still running.
+fn run_the_post_delete_hook(docs: &[Value], hosts: &[NodeHost]) -> Vec<Guard> {
+    let cleanup_ds = object(docs, "DaemonSet", "speil-cleanup");
     let [cleanup] = containers(pod_of(cleanup_ds), "containers") else {
         panic!("one cleanup container")
     };
-    let job = object(&docs, "Job", "speil-cleanup-wait");
+    let job = object(docs, "Job", "speil-cleanup-wait");
     let [wait] = containers(&job["spec"]["template"]["spec"], "containers") else {
         panic!("one cleanup-wait container")
     };
     let mut cleaners = Vec::new();
-    for h in &hosts {
+    for h in hosts {
         cleaners.push(Guard::spawn(&mut h.command(pod_of(cleanup_ds), cleanup, &[])).unwrap());
     }
-    for h in &hosts {
+    for h in hosts {
         let mut cmd = h.command(&job["spec"]["template"]["spec"], wait, &[]);
         let endpoint = wait["env"]
             .as_array()
@@ -368,7 +385,12 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    for (h, was) in hosts.iter().zip(&before) {
+    cleaners
+}
+
+/// Every node's host files are byte for byte what they were before the install.
+fn assert_host_files_restored(hosts: &[NodeHost], before: &[Vec<(String, Vec<u8>)>]) {
+    for (h, was) in hosts.iter().zip(before) {
         assert_eq!(
             &tree(&h.containerd.certs_dir()),
             was,
@@ -376,6 +398,49 @@ async fn the_chart_runs_as_rendered_on_three_nodes() {
             h.ip
         );
     }
+}
+
+#[tokio::test]
+async fn the_chart_runs_as_rendered_on_three_nodes() {
+    let Some(python) = chart_python() else {
+        return;
+    };
+    let docs = render_for_three_nodes(&python);
+    let (pod, init, main) = speil_pod(&docs);
+    assert_dns_left_to_the_pod(main);
+
+    let block = Block::random();
+    let ips: Vec<std::net::IpAddr> = (1..=3).map(|n| block.ip(n)).collect();
+    let Some(dns) = Dnsmasq::start(block.addr(53, 53), BOOTSTRAP_NAME, &ips) else {
+        return;
+    };
+    let Some(hosts) = start_node_hosts(&ips) else {
+        return;
+    };
+    write_an_operators_own_mirror(&hosts[1]);
+    let before = host_files(&hosts);
+
+    let _img = import(&hosts[0].containerd, 7);
+    let resolver = [("SPEIL_DNS_BOOTSTRAP_NAMESERVER", dns.addr().to_string())];
+    let nodes = install(&hosts, pod, init, main, &resolver).await;
+    // The identity is kept in the data dir's hostPath.
+    assert!(hosts[0].data.path().join("identity.key").is_file());
+    assert_probes_answer(main, &hosts).await;
+
+    // The CRI pull kubelet makes on node 3, of an image only node 1 holds; example.com itself
+    // is unreachable from here.
+    wait_provider(&nodes[2], NAME, &nodes[0]).await;
+    cri_pull(&hosts[2].containerd.socket(), NAME)
+        .await
+        .expect("CRI PullImage on node 3 through the chart's Speil");
+
+    // Node 3 advertises what it pulled once its store has synced, hence the wait inside.
+    assert_named_metrics_exported(&docs, &nodes[2]).await;
+
+    // Uninstall: the DaemonSet's pods go, then the post-delete hook runs on every node.
+    drop(nodes);
+    let cleaners = run_the_post_delete_hook(&docs, &hosts);
+    assert_host_files_restored(&hosts, &before);
     drop(cleaners);
 }
 

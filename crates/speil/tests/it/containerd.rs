@@ -20,6 +20,9 @@ use crate::cluster::{speil, start_on, wait_provider, wait_state};
 
 pub(crate) const NAME: &str = "example.com/team/app:1.0";
 
+/// The bytes a node served from its own store.
+const LOCAL_BYTES: &str = r#"speil_mirror_bytes_total{source="local"}"#;
+
 /// A node on `127.A.B.n` serving `containerd`'s store, with `extra` flags.
 pub(crate) fn node_on(block: Block, n: u8, containerd: &Containerd, extra: &[String]) -> Node {
     start_on(block, n, &containerd.speil_flags(), extra)
@@ -174,49 +177,49 @@ pub(crate) async fn cri_pull(socket: &Path, image: &str) -> Result<String, tonic
     Ok(response.into_inner().image_ref)
 }
 
-async fn containerd_pulls_through_speil_with_ctr_and_the_cri(version: Version) {
-    let Some(ctd_a) = Containerd::start(version, false) else {
-        return;
-    };
-    let Some(ctd_b) = Containerd::start(version, false) else {
-        return;
-    };
-    let img = import(&ctd_a, 42);
-    let block = Block::random();
-    let node_a = node_on(block, 1, &ctd_a, &[]);
+/// A node on `127.A.B.n` serving `containerd`'s store and bootstrapping from node 1.
+pub(crate) fn node_after_1(block: Block, n: u8, containerd: &Containerd) -> Node {
     let peers = format!("/ip4/{}/tcp/{ROUTER_PORT}", block.ip(1));
-    let node_b = node_on(
+    node_on(
         block,
-        2,
-        &ctd_b,
+        n,
+        containerd,
         &[
             "--bootstrap-kind".into(),
             "static".into(),
             "--static-bootstrap-peers".into(),
             peers,
         ],
-    );
-    wait_state(&node_b, "connected", Duration::from_secs(15)).await;
-    wait_provider(&node_b, NAME, &node_a).await;
+    )
+}
 
-    // The CRI, as kubelet pulls, through B's own node, which gets everything from A
-    // (example.com itself is unreachable from here).
+/// `speil configure` of `containerd`'s host files: example.com mirrored through `target`.
+pub(crate) fn mirror_example_com(containerd: &Containerd, target: &str) {
     configure(
-        &ctd_b,
+        containerd,
         &[
             "--mirrored-registries",
             "https://example.com",
             "--mirror-targets",
-            &node_b.url(),
+            target,
         ],
     );
-    let local = r#"speil_mirror_bytes_total{source="local"}"#;
+}
+
+/// The CRI, as kubelet pulls, on B's containerd through B's own node, which gets everything
+/// from A (example.com itself is unreachable from here). What node A has served locally so far.
+async fn cri_pull_through_b_from_a(
+    ctd_b: &Containerd,
+    node_a: &Node,
+    node_b: &Node,
+    layer_bytes: u64,
+) -> f64 {
+    mirror_example_com(ctd_b, &node_b.url());
     cri_pull(&ctd_b.socket(), NAME)
         .await
         .expect("CRI PullImage through Speil");
     assert!(ctd_b.ctr(&["images", "ls", "-q"]).contains(NAME));
-    let served = value(&scrape(node_a.metrics).await, local);
-    let layer_bytes: u64 = img.layers.iter().map(|l| l.size).sum();
+    let served = value(&scrape(node_a.metrics).await, LOCAL_BYTES);
     assert!(
         served >= layer_bytes as f64,
         "node A served {served} bytes, the layers are {layer_bytes}"
@@ -226,20 +229,17 @@ async fn containerd_pulls_through_speil_with_ctr_and_the_cri(version: Version) {
         value(&mb, r#"speil_mirror_bytes_total{source="peer"}"#) >= layer_bytes as f64,
         "{mb}"
     );
+    served
+}
 
-    // ctr, on a third containerd, straight through node A.
-    let Some(ctd_c) = Containerd::start(version, false) else {
-        return;
-    };
-    configure(
-        &ctd_c,
-        &[
-            "--mirrored-registries",
-            "https://example.com",
-            "--mirror-targets",
-            &node_a.url(),
-        ],
-    );
+/// ctr, on `ctd_c`, straight through node A, which had served `served` bytes before.
+async fn ctr_pull_straight_through_a(
+    ctd_c: &Containerd,
+    node_a: &Node,
+    served: f64,
+    layer_bytes: u64,
+) {
+    mirror_example_com(ctd_c, &node_a.url());
     let certs = ctd_c.certs_dir();
     ctd_c.ctr(&[
         "images",
@@ -249,13 +249,15 @@ async fn containerd_pulls_through_speil_with_ctr_and_the_cri(version: Version) {
         NAME,
     ]);
     assert!(ctd_c.ctr(&["images", "ls", "-q"]).contains(NAME));
-    let served_again = value(&scrape(node_a.metrics).await, local) - served;
+    let served_again = value(&scrape(node_a.metrics).await, LOCAL_BYTES) - served;
     assert!(
         served_again >= layer_bytes as f64,
         "node A served {served_again} bytes to ctr"
     );
+}
 
-    // B's containerd now holds the image, and node B follows it.
+/// Node B serves the image its containerd now holds itself, not from a peer.
+async fn wait_serving_itself(node_b: &Node) {
     eventually(
         Duration::from_secs(10),
         "node B serving the pulled image itself",
@@ -270,6 +272,32 @@ async fn containerd_pulls_through_speil_with_ctr_and_the_cri(version: Version) {
         },
     )
     .await;
+}
+
+async fn containerd_pulls_through_speil_with_ctr_and_the_cri(version: Version) {
+    let Some(ctd_a) = Containerd::start(version, false) else {
+        return;
+    };
+    let Some(ctd_b) = Containerd::start(version, false) else {
+        return;
+    };
+    let img = import(&ctd_a, 42);
+    let layer_bytes: u64 = img.layers.iter().map(|l| l.size).sum();
+    let block = Block::random();
+    let node_a = node_on(block, 1, &ctd_a, &[]);
+    let node_b = node_after_1(block, 2, &ctd_b);
+    wait_state(&node_b, "connected", Duration::from_secs(15)).await;
+    wait_provider(&node_b, NAME, &node_a).await;
+
+    let served = cri_pull_through_b_from_a(&ctd_b, &node_a, &node_b, layer_bytes).await;
+
+    let Some(ctd_c) = Containerd::start(version, false) else {
+        return;
+    };
+    ctr_pull_straight_through_a(&ctd_c, &node_a, served, layer_bytes).await;
+
+    // B's containerd now holds the image, and node B follows it.
+    wait_serving_itself(&node_b).await;
 }
 
 async fn a_misconfigured_containerd_is_reported_at_start(version: Version) {

@@ -9,28 +9,14 @@ use std::time::{Duration, Instant};
 
 use test_support::containerd::{Containerd, Settings, Version};
 use test_support::metrics::{scrape, value};
-use test_support::net::{Block, ROUTER_PORT};
+use test_support::net::Block;
 use test_support::process::{Node, Sig};
 
 use crate::cluster::{empty_layout, start_node, start_on, wait_provider, wait_state};
-use crate::containerd::{NAME, configure, cri_pull, import, import_as};
+use crate::containerd::{
+    NAME, configure, cri_pull, import, import_as, mirror_example_com, node_after_1,
+};
 use crate::status::{addr_of, status};
-
-/// A node on `127.A.B.n` serving `containerd`'s store and bootstrapping from node 1.
-fn node_after_1(block: Block, n: u8, containerd: &Containerd) -> Node {
-    let peers = format!("/ip4/{}/tcp/{ROUTER_PORT}", block.ip(1));
-    start_on(
-        block,
-        n,
-        &containerd.speil_flags(),
-        &[
-            "--bootstrap-kind".into(),
-            "static".into(),
-            "--static-bootstrap-peers".into(),
-            peers,
-        ],
-    )
-}
 
 /// A bound on a CRI pull, which takes well under a second here either way.
 const BYPASS_BOUND: Duration = Duration::from_secs(20);
@@ -98,45 +84,63 @@ async fn the_transfer_service_uses_the_host_files_unless_config_path_is_a_list()
             "using transfer service"
         };
         assert!(log.contains(how), "{case}: containerd did not pull {how}");
-        if through {
-            assert!(
-                matches!(pulled, Ok(Ok(_))),
-                "{case}: the CRI pull failed: {pulled:?}"
-            );
-            assert!(
-                peer >= layer_bytes as f64,
-                "{case}: node B got {peer} bytes from its peer, the layers are {layer_bytes}"
-            );
-        } else {
-            assert!(
-                !matches!(pulled, Ok(Ok(_))),
-                "{case}: the pull succeeded with the registry unreachable"
-            );
-            assert_eq!(peer, 0.0, "{case}: the pull reached Speil");
-        }
+        assert_the_pull_went(&case, through, &pulled, peer, layer_bytes);
 
         // What `speil status` says of it is what happened.
-        let run = status(&["--addr", &addr_of(&node_b)]);
-        let finding = run
-            .stdout
-            .lines()
-            .find(|l| l.contains("containerd:transfer_service"));
-        if through {
-            assert_eq!(finding, None, "{case}:\n{}", run.stdout);
-            assert!(
-                discard || run.stdout.contains("no known misconfiguration"),
-                "{case}:\n{}",
-                run.stdout
-            );
-        } else {
-            let finding = finding.unwrap_or_else(|| panic!("{case}: no finding:\n{}", run.stdout));
-            assert!(finding.starts_with("fail"), "{case}: {finding}");
-            assert!(
-                run.stdout.contains("use_local_image_pull = true"),
-                "{case}: the fix is named:\n{}",
-                run.stdout
-            );
-        }
+        assert_status_says_what_happened(&case, &node_b, through, discard);
+    }
+}
+
+/// The CRI pull of `case` succeeded with node B's layers from its peer if it went `through`
+/// Speil, and failed without reaching Speil if not.
+fn assert_the_pull_went(
+    case: &str,
+    through: bool,
+    pulled: &Result<Result<String, tonic::Status>, tokio::time::error::Elapsed>,
+    peer: f64,
+    layer_bytes: u64,
+) {
+    if through {
+        assert!(
+            matches!(pulled, Ok(Ok(_))),
+            "{case}: the CRI pull failed: {pulled:?}"
+        );
+        assert!(
+            peer >= layer_bytes as f64,
+            "{case}: node B got {peer} bytes from its peer, the layers are {layer_bytes}"
+        );
+    } else {
+        assert!(
+            !matches!(pulled, Ok(Ok(_))),
+            "{case}: the pull succeeded with the registry unreachable"
+        );
+        assert_eq!(peer, 0.0, "{case}: the pull reached Speil");
+    }
+}
+
+/// `speil status` on node B: no transfer-service finding if the pull of `case` went `through`
+/// Speil, a failing one that names the fix if not.
+fn assert_status_says_what_happened(case: &str, node_b: &Node, through: bool, discard: bool) {
+    let run = status(&["--addr", &addr_of(node_b)]);
+    let finding = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("containerd:transfer_service"));
+    if through {
+        assert_eq!(finding, None, "{case}:\n{}", run.stdout);
+        assert!(
+            discard || run.stdout.contains("no known misconfiguration"),
+            "{case}:\n{}",
+            run.stdout
+        );
+    } else {
+        let finding = finding.unwrap_or_else(|| panic!("{case}: no finding:\n{}", run.stdout));
+        assert!(finding.starts_with("fail"), "{case}: {finding}");
+        assert!(
+            run.stdout.contains("use_local_image_pull = true"),
+            "{case}: the fix is named:\n{}",
+            run.stdout
+        );
     }
 }
 
@@ -159,15 +163,7 @@ async fn pull_past(version: Version, target: &str) -> Option<Duration> {
     let node_a = start_on(block, 1, &ctd_a.speil_flags(), &[]);
     wait_state(&node_a, "standalone", Duration::from_secs(10)).await;
     let ctd_b = Containerd::start(version, false)?;
-    configure(
-        &ctd_b,
-        &[
-            "--mirrored-registries",
-            "https://example.com",
-            "--mirror-targets",
-            target,
-        ],
-    );
+    mirror_example_com(&ctd_b, target);
     // Node 1 stands in for example.com: the host file's upstream becomes node 1's registry.
     let file = ctd_b.certs_dir().join("example.com/hosts.toml");
     let text = std::fs::read_to_string(&file).unwrap();

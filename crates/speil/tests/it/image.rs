@@ -98,15 +98,22 @@ fn mount(src: &Path, dst: &str, mode: &str) -> String {
     )
 }
 
-/// `ctr run --rm --net-host` of the image as container `id` with `mounts`, running `args`.
-fn run_once(containerd: &Containerd, id: &'static str, mounts: &[String], args: &[&str]) -> Output {
-    let _container = Container { containerd, id };
+/// `ctr run --rm --net-host` of the image as container `id` with `mounts`; the binary's arguments
+/// are the caller's to add.
+fn ctr_run(containerd: &Containerd, id: &str, mounts: &[String]) -> Command {
     let mut cmd = containerd.ctr_command();
     cmd.args(["run", "--rm", "--net-host"]);
     for m in mounts {
         cmd.arg("--mount").arg(m);
     }
-    cmd.args([TAG, id, BINARY]).args(args).output().unwrap()
+    cmd.args([TAG, id, BINARY]);
+    cmd
+}
+
+/// [`ctr_run`] of the image as container `id` with `mounts`, running `args`, to its end.
+fn run_once(containerd: &Containerd, id: &'static str, mounts: &[String], args: &[&str]) -> Output {
+    let _container = Container { containerd, id };
+    ctr_run(containerd, id, mounts).args(args).output().unwrap()
 }
 
 /// [`run_once`], which must succeed; its standard output.
@@ -116,24 +123,24 @@ fn run_ok(containerd: &Containerd, id: &'static str, mounts: &[String], args: &[
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-async fn the_image_runs_as_a_node_under_containerd() {
-    let (Some(_), Some(_), Some(skopeo)) = (
-        require("buildah", "buildah"),
-        require("runc", "runc"),
-        require("skopeo", "skopeo"),
-    ) else {
-        return;
-    };
-    let Some(ctd) = Containerd::start(Version::V1_6, false) else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
+/// `speil run` in `cmd` (a [`ctr_run`]) as node `n` of `block`, with `extra` flags and JSON logs.
+fn start_node_in(mut cmd: Command, block: Block, n: u8, extra: &[&str]) -> Node {
+    cmd.args(["run", "--registry-addr"])
+        .arg(block.addr(n, REGISTRY_PORT).to_string())
+        .arg("--metrics-addr")
+        .arg(block.addr(n, METRICS_PORT).to_string())
+        .arg("--router-addr")
+        .arg(block.addr(n, ROUTER_PORT).to_string())
+        .args(extra)
+        .args(["--log-format", "json"]);
+    Node::start_command(cmd)
+}
 
-    // Build the image and load it into containerd, as a node's operator would.
-    let archive = work.path().join("speil.tar");
+/// `scripts/image.sh` builds the image into `archive` from the static binary, under its tag
+/// and at most 25 MiB.
+fn build_image(archive: &Path) {
     let built = Command::new(repo().join("scripts/image.sh"))
-        .arg(&archive)
+        .arg(archive)
         .env("SPEIL_BINARY", static_binary())
         .output()
         .unwrap();
@@ -143,9 +150,13 @@ async fn the_image_runs_as_a_node_under_containerd() {
         "{}",
         text(&built)
     );
-    let size = std::fs::metadata(&archive).unwrap().len();
+    let size = std::fs::metadata(archive).unwrap().len();
     assert!(size < 25 << 20, "the image is {size} bytes");
-    let inspected = Command::new(&skopeo)
+}
+
+/// The image config in `archive`, as skopeo reads it: its labels and its entrypoint.
+fn assert_image_config(skopeo: &Path, archive: &Path) {
+    let inspected = Command::new(skopeo)
         .args(["inspect", "--config"])
         .arg(format!("oci-archive:{}", archive.display()))
         .output()
@@ -165,18 +176,13 @@ async fn the_image_runs_as_a_node_under_containerd() {
         "{labels}"
     );
     assert_eq!(config["config"]["Entrypoint"][0], BINARY);
-    ctd.ctr(&["images", "import", archive.to_str().unwrap()]);
-    let img = import(&ctd, 44);
+}
 
-    let version = run_ok(&ctd, "speil-version", &[], &["version"]);
-    assert_eq!(version.trim(), concat!("speil ", env!("CARGO_PKG_VERSION")));
-
-    // `speil run` in the image, mounted as a DaemonSet mounts it: containerd's socket, content
-    // directory and config at their usual places, its host-file directory where containerd's
-    // config says it is.
+/// The mounts a DaemonSet gives the node: containerd's socket, content directory and config at
+/// their usual places, its host-file directory where containerd's config says it is.
+fn daemonset_mounts(ctd: &Containerd) -> [String; 4] {
     let certs = ctd.certs_dir();
-    let certs_str = certs.to_str().unwrap();
-    let mounts = [
+    [
         mount(&ctd.socket(), "/run/containerd/containerd.sock", "rw"),
         mount(
             &ctd.content_path(),
@@ -184,50 +190,16 @@ async fn the_image_runs_as_a_node_under_containerd() {
             "ro",
         ),
         mount(&ctd.config_file(), "/etc/containerd/config.toml", "ro"),
-        mount(&certs, certs_str, "rw"),
-    ];
-    let block = Block::random();
-    let registry = block.addr(1, REGISTRY_PORT).to_string();
-    let _node_container = Container {
-        containerd: &ctd,
-        id: "speil-node",
-    };
-    let mut cmd = ctd.ctr_command();
-    cmd.args(["run", "--rm", "--net-host"]);
-    for m in &mounts {
-        cmd.arg("--mount").arg(m);
-    }
-    cmd.args([
-        TAG,
-        "speil-node",
-        BINARY,
-        "run",
-        "--registry-addr",
-        &registry,
-    ])
-    .arg("--metrics-addr")
-    .arg(block.addr(1, METRICS_PORT).to_string())
-    .arg("--router-addr")
-    .arg(block.addr(1, ROUTER_PORT).to_string())
-    .args(["--containerd-registry-config-path", certs_str])
-    .args(["--log-format", "json"]);
-    let node = Node::start_command(cmd);
-    wait_state(&node, "standalone", Duration::from_secs(10)).await;
+        mount(&certs, certs.to_str().unwrap(), "rw"),
+    ]
+}
 
-    // It serves what containerd holds, byte for byte.
-    let dest = work.path().join("copy");
-    skopeo_copy(
-        &skopeo,
-        &format!("docker://{registry}/{NAME}"),
-        &dest,
-        false,
-    );
-    assert_eq!(top_of(&dest), img.top.digest);
-    assert_eq!(blobs_in(&dest), sorted(img.digests.clone()));
-
-    // `speil configure` from the image writes the host file containerd reads.
+/// `speil configure` run from the image writes the host file containerd reads, naming `node`.
+fn assert_configure_from_the_image(ctd: &Containerd, node: &Node) {
+    let certs = ctd.certs_dir();
+    let certs_str = certs.to_str().unwrap();
     run_ok(
-        &ctd,
+        ctd,
         "speil-configure",
         &[mount(&certs, certs_str, "rw")],
         &[
@@ -242,35 +214,11 @@ async fn the_image_runs_as_a_node_under_containerd() {
     );
     let hosts = std::fs::read_to_string(certs.join("example.com/hosts.toml")).unwrap();
     assert!(hosts.contains(&node.url()), "{hosts}");
+}
 
-    let loud: Vec<String> = [node.lines_at("WARN"), node.lines_at("ERROR")].concat();
-    assert!(loud.is_empty(), "{loud:?}");
-
-    // Started without containerd's socket mounted, a node runs anyway and names the socket it
-    // cannot reach, in its log and in `speil status` (run from the image too); nothing panics.
-    let socket = "/run/containerd/containerd.sock";
-    let _bare_container = Container {
-        containerd: &ctd,
-        id: "speil-bare",
-    };
-    let mut cmd = ctd.ctr_command();
-    cmd.args([
-        "run",
-        "--rm",
-        "--net-host",
-        TAG,
-        "speil-bare",
-        BINARY,
-        "run",
-    ])
-    .arg("--registry-addr")
-    .arg(block.addr(2, REGISTRY_PORT).to_string())
-    .arg("--metrics-addr")
-    .arg(block.addr(2, METRICS_PORT).to_string())
-    .arg("--router-addr")
-    .arg(block.addr(2, ROUTER_PORT).to_string())
-    .args(["--log-format", "json"]);
-    let bare = Node::start_command(cmd);
+/// A node started without containerd's socket names `socket` in its log and in `speil status`
+/// (run from the image too), which says broken; nothing panics.
+fn assert_the_bare_node_names_the_socket(ctd: &Containerd, bare: &Node, socket: &str) {
     let warns = bare.lines_at("WARN");
     assert!(
         warns
@@ -279,7 +227,7 @@ async fn the_image_runs_as_a_node_under_containerd() {
         "{warns:?}"
     );
     let status = run_once(
-        &ctd,
+        ctd,
         "speil-status",
         &[],
         &["status", "--addr", &format!("http://{}", bare.metrics)],
@@ -288,6 +236,72 @@ async fn the_image_runs_as_a_node_under_containerd() {
     assert!(text(&status).contains(socket), "{}", text(&status));
     assert!(!text(&status).contains("panicked"), "{}", text(&status));
     assert!(bare.lines_at("ERROR").is_empty());
+}
+
+#[tokio::test]
+async fn the_image_runs_as_a_node_under_containerd() {
+    let (Some(_), Some(_), Some(skopeo)) = (
+        require("buildah", "buildah"),
+        require("runc", "runc"),
+        require("skopeo", "skopeo"),
+    ) else {
+        return;
+    };
+    let Some(ctd) = Containerd::start(Version::V1_6, false) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+
+    // Build the image and load it into containerd, as a node's operator would.
+    let archive = work.path().join("speil.tar");
+    build_image(&archive);
+    assert_image_config(&skopeo, &archive);
+    ctd.ctr(&["images", "import", archive.to_str().unwrap()]);
+    let img = import(&ctd, 44);
+
+    let version = run_ok(&ctd, "speil-version", &[], &["version"]);
+    assert_eq!(version.trim(), concat!("speil ", env!("CARGO_PKG_VERSION")));
+
+    // `speil run` in the image, mounted as a DaemonSet mounts it.
+    let certs = ctd.certs_dir();
+    let block = Block::random();
+    let registry = block.addr(1, REGISTRY_PORT).to_string();
+    let _node_container = Container {
+        containerd: &ctd,
+        id: "speil-node",
+    };
+    let node = start_node_in(
+        ctr_run(&ctd, "speil-node", &daemonset_mounts(&ctd)),
+        block,
+        1,
+        &["--containerd-registry-config-path", certs.to_str().unwrap()],
+    );
+    wait_state(&node, "standalone", Duration::from_secs(10)).await;
+
+    // It serves what containerd holds, byte for byte.
+    let dest = work.path().join("copy");
+    skopeo_copy(
+        &skopeo,
+        &format!("docker://{registry}/{NAME}"),
+        &dest,
+        false,
+    );
+    assert_eq!(top_of(&dest), img.top.digest);
+    assert_eq!(blobs_in(&dest), sorted(img.digests.clone()));
+
+    assert_configure_from_the_image(&ctd, &node);
+
+    let loud: Vec<String> = [node.lines_at("WARN"), node.lines_at("ERROR")].concat();
+    assert!(loud.is_empty(), "{loud:?}");
+
+    // Started without containerd's socket mounted, a node runs anyway and names the socket it
+    // cannot reach, in its log and in `speil status` (run from the image too); nothing panics.
+    let _bare_container = Container {
+        containerd: &ctd,
+        id: "speil-bare",
+    };
+    let bare = start_node_in(ctr_run(&ctd, "speil-bare", &[]), block, 2, &[]);
+    assert_the_bare_node_names_the_socket(&ctd, &bare, "/run/containerd/containerd.sock");
 }
 
 /// `scripts/image.sh` with `args` and `PATH`; its exit code and output.
