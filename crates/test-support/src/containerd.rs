@@ -223,6 +223,20 @@ impl Containerd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `ctr images pull --hosts-dir` of `name` through this containerd's host files (as
+    /// `speil configure` wrote them); panics unless the pull succeeds and the image is listed.
+    pub fn pull_through_host_files(&self, name: &str) {
+        let certs = self.certs_dir();
+        self.ctr(&[
+            "images",
+            "pull",
+            "--hosts-dir",
+            certs.to_str().unwrap(),
+            name,
+        ]);
+        assert!(self.ctr(&["images", "ls", "-q"]).contains(name));
+    }
+
     fn ctr_ok(&self, args: &[&str]) -> bool {
         Command::new(&self.ctr)
             .arg("--address")

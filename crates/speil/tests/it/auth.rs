@@ -252,15 +252,7 @@ async fn containerd_pulls_with_the_credentials_configure_wrote(version: Version)
 
     let args = with_auth(mirror(&node_a));
     configure(&ctd_c, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let certs = ctd_c.certs_dir();
-    ctd_c.ctr(&[
-        "images",
-        "pull",
-        "--hosts-dir",
-        certs.to_str().unwrap(),
-        NAME,
-    ]);
-    assert!(ctd_c.ctr(&["images", "ls", "-q"]).contains(NAME));
+    ctd_c.pull_through_host_files(NAME);
     let ma = scrape(node_a.metrics).await;
     assert!(
         value(

@@ -240,15 +240,7 @@ async fn ctr_pull_straight_through_a(
     layer_bytes: u64,
 ) {
     mirror_example_com(ctd_c, &node_a.url());
-    let certs = ctd_c.certs_dir();
-    ctd_c.ctr(&[
-        "images",
-        "pull",
-        "--hosts-dir",
-        certs.to_str().unwrap(),
-        NAME,
-    ]);
-    assert!(ctd_c.ctr(&["images", "ls", "-q"]).contains(NAME));
+    ctd_c.pull_through_host_files(NAME);
     let served_again = value(&scrape(node_a.metrics).await, LOCAL_BYTES) - served;
     assert!(
         served_again >= layer_bytes as f64,
