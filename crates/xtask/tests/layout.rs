@@ -67,7 +67,10 @@ fn no_source_file_is_longer_than_the_limit() {
         .into_iter()
         .filter(|p| !generated(p) && !test_code(p))
         .filter_map(|p| {
-            let lines = std::fs::read_to_string(root.join(&p)).unwrap().lines().count();
+            let lines = std::fs::read_to_string(root.join(&p))
+                .unwrap()
+                .lines()
+                .count();
             (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", p.display()))
         })
         .collect();

@@ -46,9 +46,7 @@ impl fmt::Debug for NetworkKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// Fewer than three lines.
-    #[error(
-        "not a swarm.key file: expected three lines, {KEY_TYPE}, {ENCODING} and 64 hex digits"
-    )]
+    #[error("not a swarm.key file: expected three lines, {KEY_TYPE}, {ENCODING} and 64 hex digits")]
     Lines,
     /// The first line is not [`KEY_TYPE`].
     #[error("the first line is not {KEY_TYPE} (expected the swarm.key format)")]
@@ -114,7 +112,10 @@ mod tests {
             key.psk().fingerprint().to_string(),
             "45fc986bbc9388a11d939df26f730f0c"
         );
-        let crlf = format!("/key/swarm/psk/1.0.0/\r\n/base16/\r\n{}  \r\n\r\n", HEX.to_uppercase());
+        let crlf = format!(
+            "/key/swarm/psk/1.0.0/\r\n/base16/\r\n{}  \r\n\r\n",
+            HEX.to_uppercase()
+        );
         assert_eq!(crlf.parse::<NetworkKey>().unwrap(), key);
         assert_eq!(format!("{key:?}"), "NetworkKey(..)");
     }
@@ -125,14 +126,35 @@ mod tests {
         for (text, want) in [
             (String::new(), KeyError::Lines),
             (format!("{HEX}\n"), KeyError::Lines),
-            (format!("/key/swarm/psk/2.0.0/\n/base16/\n{HEX}"), KeyError::KeyType),
-            (format!("/key/swarm/psk/1.0.0/\n/base64/\n{HEX}"), KeyError::Encoding),
-            (format!("/key/swarm/psk/1.0.0/\n/base16/\n{secret}"), KeyError::Key),
-            (format!("/key/swarm/psk/1.0.0/\n/base16/\n{HEX}0"), KeyError::Key),
+            (
+                format!("/key/swarm/psk/2.0.0/\n/base16/\n{HEX}"),
+                KeyError::KeyType,
+            ),
+            (
+                format!("/key/swarm/psk/1.0.0/\n/base64/\n{HEX}"),
+                KeyError::Encoding,
+            ),
+            (
+                format!("/key/swarm/psk/1.0.0/\n/base16/\n{secret}"),
+                KeyError::Key,
+            ),
+            (
+                format!("/key/swarm/psk/1.0.0/\n/base16/\n{HEX}0"),
+                KeyError::Key,
+            ),
             // libp2p's own parser would accept `+a` as a byte, or panic on a multibyte char.
-            (format!("/key/swarm/psk/1.0.0/\n/base16/\n+a{}", &HEX[2..]), KeyError::Key),
-            (format!("/key/swarm/psk/1.0.0/\n/base16/\né{}", &HEX[2..]), KeyError::Key),
-            (format!("/key/swarm/psk/1.0.0/\n/base16/\n{HEX}\n{secret}"), KeyError::Trailing),
+            (
+                format!("/key/swarm/psk/1.0.0/\n/base16/\n+a{}", &HEX[2..]),
+                KeyError::Key,
+            ),
+            (
+                format!("/key/swarm/psk/1.0.0/\n/base16/\né{}", &HEX[2..]),
+                KeyError::Key,
+            ),
+            (
+                format!("/key/swarm/psk/1.0.0/\n/base16/\n{HEX}\n{secret}"),
+                KeyError::Trailing,
+            ),
         ] {
             let err = text.parse::<NetworkKey>().unwrap_err();
             assert_eq!(err, want, "{text:?}");

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncWrite};
+use libp2p::noise;
 use libp2p::pnet::{PnetConfig, PnetOutput, PreSharedKey};
 
 /// How long the nonce exchange may take. A node with the key answers at once (both sides send
@@ -61,7 +62,8 @@ impl Failure {
 }
 
 /// The [`Failure`] somewhere in `error`'s chain, if any. `io::Error::source` skips the error it
-/// wraps, so each `io::Error` is looked into as well.
+/// wraps, and so does noise's error for the I/O error it is (transparent): the dialer meets a
+/// failure in noise's first read, so both are looked into as well.
 pub(crate) fn failure_of(error: &(dyn std::error::Error + 'static)) -> Option<Failure> {
     let mut e = error;
     loop {
@@ -69,6 +71,10 @@ pub(crate) fn failure_of(error: &(dyn std::error::Error + 'static)) -> Option<Fa
             return Some(*f);
         }
         if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            e = inner;
+            continue;
+        }
+        if let Some(noise::Error::Io(inner)) = e.downcast_ref::<noise::Error>() {
             e = inner;
             continue;
         }
@@ -173,7 +179,13 @@ mod tests {
     }
 
     /// Two ends of an in-memory connection, after the pnet handshake under `a` and `b`.
-    async fn pair(a: u8, b: u8) -> (impl AsyncRead + AsyncWrite + Unpin, impl AsyncRead + AsyncWrite + Unpin) {
+    async fn pair(
+        a: u8,
+        b: u8,
+    ) -> (
+        impl AsyncRead + AsyncWrite + Unpin,
+        impl AsyncRead + AsyncWrite + Unpin,
+    ) {
         let (x, y) = tokio::io::duplex(4096);
         use tokio_util::compat::TokioAsyncReadCompatExt as _;
         let (x, y) = tokio::join!(handshake(key(a), x.compat()), handshake(key(b), y.compat()));
@@ -209,11 +221,20 @@ mod tests {
         // Takes HANDSHAKE_TIMEOUT (3 s) of real time.
         let (x, _silent) = tokio::io::duplex(4096);
         use tokio_util::compat::TokioAsyncReadCompatExt as _;
-        let e = handshake(key(1), x.compat()).await.err().expect("no handshake");
+        let e = handshake(key(1), x.compat())
+            .await
+            .err()
+            .expect("no handshake");
         assert_eq!(failure_of(&e), Some(Failure::NoHandshake));
         // Found through the wrapping that libp2p's upgrades add.
         let wrapped = io::Error::other(e);
         assert_eq!(failure_of(&wrapped), Some(Failure::NoHandshake));
+        let closed = Failure::ClosedAfterHandshake.into_io();
+        let through_noise = noise::Error::Io(closed);
+        assert_eq!(
+            failure_of(&io::Error::other(through_noise)),
+            Some(Failure::ClosedAfterHandshake)
+        );
         assert_eq!(failure_of(&io::Error::other("other")), None);
     }
 }

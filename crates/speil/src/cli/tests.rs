@@ -160,9 +160,15 @@ fn a_malformed_psk_file_is_refused_naming_the_flag_and_file_not_the_content() {
         text.contains("--p2p-psk-file") && text.contains(&*file.to_string_lossy()),
         "{text}"
     );
-    assert!(text.contains("64 hex digits") && !text.contains("secretsecret"), "{text}");
+    assert!(
+        text.contains("64 hex digits") && !text.contains("secretsecret"),
+        "{text}"
+    );
     let missing = p2p_psk(Some(&dir.path().join("absent"))).unwrap_err();
-    assert!(format!("{missing:#}").contains("--p2p-psk-file"), "{missing:#}");
+    assert!(
+        format!("{missing:#}").contains("--p2p-psk-file"),
+        "{missing:#}"
+    );
     let good = format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "ab".repeat(32));
     std::fs::write(&file, good).unwrap();
     assert!(p2p_psk(Some(&file)).unwrap().is_some());

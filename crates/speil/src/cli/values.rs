@@ -158,7 +158,9 @@ pub(crate) fn p2p_psk(file: Option<&std::path::Path>) -> anyhow::Result<Option<p
     let Some(file) = file else { return Ok(None) };
     let refused =
         |why: String| super::bad_value(anyhow::anyhow!("--p2p-psk-file {}: {why}", file.display()));
-    let size = std::fs::metadata(file).map_err(|e| refused(e.to_string()))?.len();
+    let size = std::fs::metadata(file)
+        .map_err(|e| refused(e.to_string()))?
+        .len();
     if size > MAX_PSK_FILE {
         return Err(refused(format!(
             "{size} bytes: not a key file (a swarm.key file is under 100 bytes)"
