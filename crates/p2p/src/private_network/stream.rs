@@ -8,7 +8,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncWrite};
-use libp2p::noise;
 use libp2p::pnet::{PnetConfig, PnetOutput, PreSharedKey};
 
 /// How long the nonce exchange may take. A node with the key answers at once (both sides send
@@ -57,26 +56,25 @@ impl Failure {
                 io::ErrorKind::ConnectionAborted
             }
         };
-        io::Error::new(kind, self)
+        io::Error::new(kind, Reported(self))
     }
 }
 
-/// The [`Failure`] somewhere in `error`'s chain, if any. `io::Error::source` skips the error it
-/// wraps, and so does noise's error for the I/O error it is (transparent): the dialer meets a
-/// failure in noise's first read, so both are looked into as well.
+/// A [`Failure`] as the transport's I/O error carries it: its source is the failure itself.
+/// Several of libp2p's wrappers (`io::Error`, `Either`, noise's I/O error) return their inner
+/// error's *source* rather than the inner error, so the failure is one level further down,
+/// where their skip lands on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Reported(#[source] Failure);
+
+/// The [`Failure`] somewhere in `error`'s chain, if any (see [`Reported`] for why it is found
+/// whichever wrappers libp2p put around it).
 pub(crate) fn failure_of(error: &(dyn std::error::Error + 'static)) -> Option<Failure> {
     let mut e = error;
     loop {
         if let Some(f) = e.downcast_ref::<Failure>() {
             return Some(*f);
-        }
-        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
-            e = inner;
-            continue;
-        }
-        if let Some(noise::Error::Io(inner)) = e.downcast_ref::<noise::Error>() {
-            e = inner;
-            continue;
         }
         e = e.source()?;
     }
@@ -173,6 +171,23 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Checked<S> {
 mod tests {
     use super::*;
     use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+    use libp2p::noise;
+
+    /// An error whose source is its inner error's source, as `either::Either`'s is.
+    #[derive(Debug)]
+    struct Skipping(io::Error);
+
+    impl std::fmt::Display for Skipping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl std::error::Error for Skipping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.0.source()
+        }
+    }
 
     fn key(byte: u8) -> PreSharedKey {
         PreSharedKey::new([byte; 32])
@@ -229,11 +244,18 @@ mod tests {
         // Found through the wrapping that libp2p's upgrades add.
         let wrapped = io::Error::other(e);
         assert_eq!(failure_of(&wrapped), Some(Failure::NoHandshake));
+        // Through the wrappers that return their inner error's source, not the inner error:
+        // noise's transparent I/O error, and one like `Either`'s.
         let closed = Failure::ClosedAfterHandshake.into_io();
         let through_noise = noise::Error::Io(closed);
         assert_eq!(
             failure_of(&io::Error::other(through_noise)),
             Some(Failure::ClosedAfterHandshake)
+        );
+        let skipping = Skipping(Failure::NoHandshake.into_io());
+        assert_eq!(
+            failure_of(&io::Error::other(skipping)),
+            Some(Failure::NoHandshake)
         );
         assert_eq!(failure_of(&io::Error::other("other")), None);
     }
