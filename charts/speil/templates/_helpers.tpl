@@ -161,3 +161,16 @@ app.kubernetes.io/component: node
 
 {{/* Where the basic-auth Secret is mounted, and its file. */}}
 {{- define "speil.basicAuthDir" -}}/etc/speil/basic-auth{{- end -}}
+
+{{/* The Secret holding `swarm.key` (the private network's key), or empty for an open network. */}}
+{{- define "speil.p2pPskSecret" -}}
+{{- $k := .Values.p2pPsk -}}
+{{- if $k.existingSecret -}}
+{{- $k.existingSecret -}}
+{{- else if $k.key -}}
+{{- printf "%s-p2p-psk" (include "speil.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the private network's Secret is mounted; its file is swarm.key. */}}
+{{- define "speil.p2pPskDir" -}}/etc/speil/p2p-psk{{- end -}}

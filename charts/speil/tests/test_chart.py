@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -52,6 +53,8 @@ MATRIX = {
     },
     "basic-auth-created": {"basicAuth": {"username": "puller", "password": "s3cret:x"}},
     "basic-auth-existing": {"basicAuth": {"existingSecret": "cluster-pull-credentials"}},
+    "p2p-psk-created": {"p2pPsk": {"key": "AB" * 32}},
+    "p2p-psk-existing": {"p2pPsk": {"existingSecret": "cluster-swarm-key"}},
     "paths-overridden": {
         "speil": {
             "distribution": "k3s",
@@ -269,6 +272,9 @@ BAD_VALUES = [
     ({"networkPolicy": {"nodeCIDRs": ["10.0.0.0"]}}, "/networkPolicy/nodeCIDRs/0"),
     ({"basicAuth": {"username": "a:b", "password": "p"}}, "/basicAuth/username"),
     ({"basicAuth": {"existingSecret": "Not_A_Name"}}, "/basicAuth/existingSecret"),
+    ({"p2pPsk": {"key": "ab" * 31}}, "/p2pPsk/key"),
+    ({"p2pPsk": {"key": "zz" * 32}}, "/p2pPsk/key"),
+    ({"p2pPsk": {"existingSecret": "Not_A_Name"}}, "/p2pPsk/existingSecret"),
 ]
 
 
@@ -302,6 +308,62 @@ def test_without_basic_auth_nothing_is_mounted():
     assert all(v["name"] != "basic-auth" for v in pod["volumes"])
     for c in pod["initContainers"] + pod["containers"]:
         assert "SPEIL_BASIC_AUTH_FILE" not in env_of(c)
+
+
+@pytest.mark.parametrize("case", ["p2p-psk-created", "p2p-psk-existing"])
+def test_p2p_psk_reaches_run_only_from_its_secret(case):
+    docs = render(MATRIX[case])
+    pod = find(docs, "DaemonSet", RELEASE)["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "p2p-psk")["secret"]
+    assert volume["defaultMode"] == 0o400
+    (run,) = [c for c in pod["containers"] if c["args"][0] == "run"]
+    assert env_of(run)["SPEIL_P2P_PSK_FILE"] == "/etc/speil/p2p-psk/swarm.key"
+    mount = next(m for m in run["volumeMounts"] if m["name"] == "p2p-psk")
+    assert mount == {"name": "p2p-psk", "mountPath": "/etc/speil/p2p-psk", "readOnly": True}
+    for c in pod["initContainers"]:
+        assert "SPEIL_P2P_PSK_FILE" not in env_of(c), c["name"]
+        assert all(m["name"] != "p2p-psk" for m in c["volumeMounts"]), c["name"]
+    secrets = [d for d in docs if d["kind"] == "Secret"]
+    if case == "p2p-psk-existing":
+        assert volume["secretName"] == "cluster-swarm-key"
+        assert secrets == []
+    else:
+        assert volume["secretName"] == f"{RELEASE}-p2p-psk"
+        key_file = "/key/swarm/psk/1.0.0/\n/base16/\n" + "ab" * 32 + "\n"
+        assert [s["stringData"] for s in secrets] == [{"swarm.key": key_file}]
+
+
+def test_p2p_psk_file_the_chart_writes_is_one_speil_reads(tmp_path):
+    """The created Secret's swarm.key, given to the binary, is accepted: `speil run` goes on
+    past the key and stops at the next check (a registry port in use); a malformed one is
+    refused naming the flag, never showing the content."""
+    secret = next(d for d in render(MATRIX["p2p-psk-created"]) if d["kind"] == "Secret")
+    good = tmp_path / "swarm.key"
+    good.write_text(secret["stringData"]["swarm.key"])
+    bad = tmp_path / "bad.key"
+    bad.write_text("/key/swarm/psk/1.0.0/\n/base16/\nnot-hex-secret\n")
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        common = [speil_bin(), "run", "--oci-dir", str(layout), "--registry-addr", f"127.0.0.1:{port}",
+                  "--metrics-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0", "--p2p-psk-file"]
+        accepted = subprocess.run([*common, str(good)], capture_output=True, text=True, timeout=30)
+        refused = subprocess.run([*common, str(bad)], capture_output=True, text=True, timeout=30)
+    assert accepted.returncode == 2 and "--registry-addr" in accepted.stderr, accepted.stderr
+    assert "--p2p-psk-file" not in accepted.stderr, accepted.stderr
+    assert refused.returncode == 2 and f"--p2p-psk-file {bad}" in refused.stderr, refused.stderr
+    assert "not-hex-secret" not in refused.stderr, refused.stderr
+
+
+def test_without_p2p_psk_nothing_is_mounted():
+    pod = find(render({}), "DaemonSet", RELEASE)["spec"]["template"]["spec"]
+    assert all(v["name"] != "p2p-psk" for v in pod["volumes"])
+    for c in pod["initContainers"] + pod["containers"]:
+        assert "SPEIL_P2P_PSK_FILE" not in env_of(c)
 
 
 def test_basic_auth_needs_both_user_and_password():

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bootstrap::source::Source;
+use crate::private_network::NetworkKey;
 
 /// Configuration of the P2P router.
 #[derive(Debug, Clone)]
@@ -37,6 +38,9 @@ pub struct Config {
     /// How long a peer that stopped answering (failed ping, failed dial, broken connection) is
     /// left out of lookup results while it is not connected.
     pub peer_down_for: Duration,
+    /// The private network's key (`--p2p-psk-file`): only nodes with the same key connect.
+    /// `None`: an open network, without the private network layer at all.
+    pub private_network: Option<NetworkKey>,
 }
 
 impl Config {
@@ -55,6 +59,7 @@ impl Config {
             ping_interval: Duration::from_secs(5),
             ping_timeout: Duration::from_secs(5),
             peer_down_for: Duration::from_secs(30),
+            private_network: None,
         }
     }
 }

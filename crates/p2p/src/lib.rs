@@ -14,6 +14,8 @@
 //! - `metrics`: the router's metrics.
 //! - `liveness`: which peers stopped answering (pings, dials, broken connections).
 //! - `transport`: TCP with noise and yamux, every dial from a new local port.
+//! - [`private_network`]: the pre-shared key of `--p2p-psk-file` and the pnet layer that only
+//!   lets nodes with the same key connect.
 //! - [`key`]: content keys (digests, tag references) and their DHT keys.
 //! - `addr`: TCP multiaddrs and socket addresses.
 //! - `config`, `identity`: what the router starts with.
@@ -26,6 +28,7 @@ pub mod key;
 mod liveness;
 mod messages;
 mod metrics;
+pub mod private_network;
 mod router;
 mod swarm;
 mod transport;
@@ -36,4 +39,5 @@ pub use identity::load_or_create as load_identity;
 pub use libp2p::{Multiaddr, PeerId};
 pub use messages::{PeerInfo, Provider};
 pub use metrics::{Advertised, Metrics};
+pub use private_network::NetworkKey;
 pub use router::{Router, Status};

@@ -92,6 +92,9 @@ pub(crate) enum DialFailure {
     /// The transport failed; the innermost cause, such as `Connection refused (os error 111)`.
     #[error("{0}")]
     Transport(String),
+    /// The private network's handshake failed (`--p2p-psk-file`): says what it most likely is.
+    #[error("{0}")]
+    PrivateNetwork(crate::private_network::Failure),
     /// The transport failed without saying why.
     #[error("transport error")]
     TransportUnexplained,
@@ -116,6 +119,12 @@ impl From<&DialError> for DialFailure {
     fn from(e: &DialError) -> Self {
         match e {
             DialError::Transport(errors) => {
+                let private = errors
+                    .iter()
+                    .find_map(|(_, e)| crate::private_network::failure_of(e));
+                if let Some(failure) = private {
+                    return DialFailure::PrivateNetwork(failure);
+                }
                 errors
                     .first()
                     .map_or(DialFailure::TransportUnexplained, |(_, e)| {

@@ -57,6 +57,8 @@ pub struct Status {
     pub alone_since_unix: Option<u64>,
     /// The peer whose loss last left this node without connections.
     pub last_lost_peer: Option<String>,
+    /// Whether the node runs a private network (`--p2p-psk-file`); never the key.
+    pub private_network: bool,
 }
 
 /// The P2P router's handle. Cheap to clone.
@@ -69,6 +71,7 @@ pub struct Router {
     bootstrap: watch::Receiver<BootstrapStatus>,
     counts: watch::Receiver<Counts>,
     listen_addrs: watch::Receiver<Vec<Multiaddr>>,
+    private_network: bool,
 }
 
 impl Router {
@@ -129,6 +132,7 @@ impl Router {
             bootstrap: bootstrap_rx,
             counts: counts_rx,
             listen_addrs: listen_rx,
+            private_network: config.private_network.is_some(),
         })
     }
 
@@ -186,6 +190,7 @@ impl Router {
             routing_table_peers: c.routing,
             alone_since_unix: c.last_lost.filter(|_| c.connected == 0).map(|l| l.unix),
             last_lost_peer: c.last_lost.map(|l| l.peer.to_string()),
+            private_network: self.private_network,
         }
     }
 

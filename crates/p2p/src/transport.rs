@@ -1,4 +1,5 @@
-//! The router's TCP transport, which dials every connection from a new local port.
+//! The router's transport: TCP, dialing every connection from a new local port, then (with
+//! `--p2p-psk-file`) the private network's pnet layer, noise and yamux.
 //!
 //! libp2p reuses the listen port for outgoing connections by default: the dialing socket is
 //! bound to `0.0.0.0:<listen port>`. For a remote on `127.0.0.1` the kernel then picks
@@ -10,10 +11,45 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use libp2p::Multiaddr;
+use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{
-    DialOpts, ListenerId, PortUse, Transport, TransportError, TransportEvent,
+    Boxed, DialOpts, ListenerId, PortUse, Transport, TransportError, TransportEvent,
 };
+use libp2p::core::upgrade;
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
+
+use crate::private_network::{self, NetworkKey};
+
+/// TCP with a new port per dial, the private network under `key` when given (nothing of it
+/// otherwise), noise and yamux.
+pub(crate) fn build(
+    identity: &Keypair,
+    key: Option<NetworkKey>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    let tcp = NewPortPerDial(tcp::tokio::Transport::new(
+        tcp::Config::default().nodelay(true),
+    ));
+    let noise = noise::Config::new(identity)?;
+    let yamux = yamux::Config::default();
+    Ok(match key {
+        None => tcp
+            .upgrade(upgrade::Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+        Some(key) => {
+            let psk = key.psk();
+            tcp.and_then(move |socket, _| private_network::handshake(psk, socket))
+                .upgrade(upgrade::Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux)
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+                .boxed()
+        }
+    })
+}
 
 /// `T`, dialing with [`PortUse::New`] whatever the dialer asked for.
 pub(crate) struct NewPortPerDial<T>(pub(crate) T);

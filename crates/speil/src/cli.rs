@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod tests;
 mod values;
 
-pub(crate) use values::basic_auth;
+pub(crate) use values::{basic_auth, p2p_psk};
 use values::{
     duration, http_base_url, http_url, log_filter, multiaddr, oci_dir, registry_url, socket_addr,
     status_url,
@@ -217,6 +217,12 @@ pub(crate) struct P2pArgs {
     /// Without it, the node has a new peer id every run.
     #[arg(long, env = "SPEIL_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+
+    /// A private network's pre-shared key (a mounted Secret), in the swarm.key format of other
+    /// libp2p private networks: `/key/swarm/psk/1.0.0/`, `/base16/`, then 64 hex digits. Only
+    /// nodes with the same key connect; give every node the same file.
+    #[arg(long, env = "SPEIL_P2P_PSK_FILE", value_name = "FILE")]
+    pub(crate) p2p_psk_file: Option<PathBuf>,
 
     /// How long a provider record lives in the DHT unless republished.
     #[arg(long, env = "SPEIL_PROVIDER_TTL", default_value = "30m", value_parser = duration)]

@@ -350,6 +350,8 @@ impl Controller {
             return;
         }
         self.error_logged = true;
+        let r = self.last_round.clone().unwrap_or_default();
+        let key_failures = r.failures.iter().any(|f| f.contains("--p2p-psk-file"));
         let what_to_check = match self.state {
             State::DiscoveryFailed => match self.kind {
                 SourceKind::Dns => {
@@ -360,11 +362,13 @@ impl Controller {
                 }
                 SourceKind::None | SourceKind::Static => "check the bootstrap source",
             },
+            _ if key_failures => {
+                "check that every node has the same --p2p-psk-file (the private network's key)"
+            }
             _ => {
                 "check that other nodes run and that their --router-addr port is reachable from here"
             }
         };
-        let r = self.last_round.clone().unwrap_or_default();
         tracing::error!(
             state = self.state.as_str(),
             for_secs = since.elapsed().as_secs(),

@@ -9,15 +9,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use libp2p::core::Transport as _;
-use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
 use libp2p::swarm::{Executor, NetworkBehaviour};
-use libp2p::{StreamProtocol, Swarm, identify, kad, noise, ping, tcp, yamux};
+use libp2p::{StreamProtocol, Swarm, identify, kad, ping};
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::transport::NewPortPerDial;
 
 /// The Kademlia protocol name.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/speil/kad/1.0.0");
@@ -88,8 +85,8 @@ impl Executor for Tracked {
     }
 }
 
-/// The swarm of a node with identity `key`: TCP (a new local port per dial), noise, yamux, and
-/// [`Behaviour`], its connection tasks on `tasks`.
+/// The swarm of a node with identity `key`: the transport of `transport.rs` (with the private
+/// network when `config` has a key) and [`Behaviour`], its connection tasks on `tasks`.
 pub(crate) fn build(
     key: Keypair,
     config: &Config,
@@ -98,13 +95,10 @@ pub(crate) fn build(
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_other_transport(|key| {
-            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                NewPortPerDial(tcp)
-                    .upgrade(upgrade::Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()),
-            )
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(crate::transport::build(
+                key,
+                config.private_network,
+            )?)
         })?
         .with_behaviour(|key| Behaviour::new(key, config))?
         // Connections between nodes stay open while pings are answered: "connected" is a live

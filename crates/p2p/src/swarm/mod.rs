@@ -8,12 +8,14 @@
 //! - `lookups`: provider lookups (shared queries, the result cache, providers waited for).
 //! - `dials`: bootstrap dial rounds and their outcomes.
 //! - `address_book`: where peers can be reached.
+//! - `handshakes`: failed private network handshakes, logged once per address.
 //! - `provide`: which keys are provided and the queue of records to publish.
 //! - `behaviour`: the libp2p behaviour, protocol names and the swarm built from them.
 
 mod address_book;
 pub(crate) mod behaviour;
 mod dials;
+mod handshakes;
 mod lookups;
 mod provide;
 
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use self::address_book::AddressBook;
 use self::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use self::dials::{Dials, RoundId};
+use self::handshakes::Handshakes;
 use self::lookups::Lookups;
 use self::provide::Provide;
 use crate::liveness::Liveness;
@@ -54,6 +57,7 @@ pub(crate) struct EventLoop {
     dials: Dials,
     book: AddressBook,
     liveness: Liveness,
+    handshakes: Handshakes,
 }
 
 impl EventLoop {
@@ -76,6 +80,7 @@ impl EventLoop {
             dials: Dials::default(),
             book: AddressBook::default(),
             liveness,
+            handshakes: Handshakes::default(),
         }
     }
 
@@ -281,6 +286,7 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(address = %send_back_addr, error = %error, "incoming connection failed");
+                self.handshakes.incoming_failed(&send_back_addr, &error);
             }
             _ => {}
         }
@@ -289,6 +295,7 @@ impl EventLoop {
     fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, endpoint: &ConnectedPoint) {
         let remote = endpoint.get_remote_address();
         self.book.opened(connection, remote.clone());
+        self.handshakes.connected(remote, endpoint.is_dialer());
         if endpoint.is_dialer() {
             self.book.remember(peer, vec![remote.clone()]);
         }
@@ -300,6 +307,7 @@ impl EventLoop {
     }
 
     fn on_dial_error(&mut self, connection: ConnectionId, peer: Option<PeerId>, error: &DialError) {
+        self.handshakes.dial_failed(error);
         let outcome = match error {
             DialError::LocalPeerId { address } => {
                 self.metrics.self_dial();

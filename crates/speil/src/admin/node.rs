@@ -67,6 +67,7 @@ impl Admin {
                 registry_addr: self.registry_addr.to_string(),
                 metrics_addr: self.metrics_addr.to_string(),
                 router_addrs: p2p.listen_addrs,
+                private_network: p2p.private_network,
                 started_unix: self.started_unix,
                 now_unix: timing::unix_now_secs(),
             },

@@ -146,3 +146,31 @@ fn a_bootstrap_kind_requires_its_source() {
         assert!(err.to_string().contains(flag), "{kind}: {err}");
     }
 }
+
+#[test]
+fn a_malformed_psk_file_is_refused_naming_the_flag_and_file_not_the_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("swarm.key");
+    let secret = "/key/swarm/psk/1.0.0/\n/base16/\nsecretsecretsecret\n";
+    std::fs::write(&file, secret).unwrap();
+    let err = p2p_psk(Some(&file)).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(err.downcast_ref::<BadValue>().is_some(), "exit 2: {text}");
+    assert!(
+        text.contains("--p2p-psk-file") && text.contains(&*file.to_string_lossy()),
+        "{text}"
+    );
+    assert!(
+        text.contains("64 hex digits") && !text.contains("secretsecret"),
+        "{text}"
+    );
+    let missing = p2p_psk(Some(&dir.path().join("absent"))).unwrap_err();
+    assert!(
+        format!("{missing:#}").contains("--p2p-psk-file"),
+        "{missing:#}"
+    );
+    let good = format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "ab".repeat(32));
+    std::fs::write(&file, good).unwrap();
+    assert!(p2p_psk(Some(&file)).unwrap().is_some());
+    assert!(p2p_psk(None).unwrap().is_none());
+}

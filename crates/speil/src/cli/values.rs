@@ -147,3 +147,28 @@ pub(crate) fn basic_auth(file: Option<&std::path::Path>) -> anyhow::Result<Optio
         .map(Some)
         .map_err(|e| refused(e.to_string()))
 }
+
+/// Largest `--p2p-psk-file` read: a key file is under 100 bytes.
+const MAX_PSK_FILE: u64 = 4096;
+
+/// The private network's key in the file of `--p2p-psk-file`, when given. A file that cannot be
+/// read or is not in the swarm.key format is a bad value naming the flag and the file, never its
+/// content.
+pub(crate) fn p2p_psk(file: Option<&std::path::Path>) -> anyhow::Result<Option<p2p::NetworkKey>> {
+    let Some(file) = file else { return Ok(None) };
+    let refused =
+        |why: String| super::bad_value(anyhow::anyhow!("--p2p-psk-file {}: {why}", file.display()));
+    let size = std::fs::metadata(file)
+        .map_err(|e| refused(e.to_string()))?
+        .len();
+    if size > MAX_PSK_FILE {
+        return Err(refused(format!(
+            "{size} bytes: not a key file (a swarm.key file is under 100 bytes)"
+        )));
+    }
+    let content = std::fs::read_to_string(file).map_err(|e| refused(e.to_string()))?;
+    content
+        .parse()
+        .map(Some)
+        .map_err(|e: p2p::private_network::KeyError| refused(e.to_string()))
+}

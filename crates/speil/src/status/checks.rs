@@ -155,11 +155,16 @@ pub(crate) fn evaluate(doc: &Doc) -> Vec<Check> {
     let mut checks = vec![ok(
         "node",
         format!(
-            "speil {} up {}, registry {}, peer {}",
+            "speil {} up {}, registry {}, peer {}{}",
             doc.version,
             ago(now, doc.node.started_unix),
             doc.node.registry_addr,
-            doc.node.peer_id
+            doc.node.peer_id,
+            if doc.node.private_network {
+                ", private network"
+            } else {
+                ""
+            }
         ),
     )];
     checks.push(bootstrap(doc));
@@ -235,16 +240,18 @@ fn bootstrap(doc: &Doc) -> Check {
 
 /// The bootstrap check of an isolated node: the first failure of the last round says why.
 fn isolated(b: &Bootstrap, since: &str, round: &str) -> Check {
-    let why = b
-        .last_round
-        .as_ref()
-        .and_then(|r| r.failures.first())
-        .map_or_else(String::new, |f| format!(" (first failure: {f})"));
+    let first = b.last_round.as_ref().and_then(|r| r.failures.first());
+    let why = first.map_or_else(String::new, |f| format!(" (first failure: {f})"));
+    let fix = if first.is_some_and(|f| f.contains("--p2p-psk-file")) {
+        "check that every node has the same --p2p-psk-file (the chart's p2pPsk Secret)"
+    } else {
+        "check that the other nodes run and that their router port (--router-addr) is reachable from this node"
+    };
     bad(
         "bootstrap",
         Level::Fail,
         format!("isolated for {since}: other nodes are listed, none could be reached{round}{why}"),
-        "check that the other nodes run and that their router port (--router-addr) is reachable from this node",
+        fix,
         section::ISOLATED,
     )
 }

@@ -41,6 +41,10 @@ pub(crate) struct Node {
     pub(crate) metrics_addr: String,
     /// The router's listen addresses (multiaddrs).
     pub(crate) router_addrs: Vec<String>,
+    /// Whether the router runs a private network (`--p2p-psk-file`); never the key. Absent
+    /// (false) in documents of nodes older than the flag.
+    #[serde(default)]
+    pub(crate) private_network: bool,
     /// When the node started, in Unix seconds.
     pub(crate) started_unix: u64,
     /// The node's clock when it wrote the document, in Unix seconds; ages are measured from it.

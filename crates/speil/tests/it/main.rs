@@ -30,5 +30,6 @@ mod containerd2;
 mod health;
 mod image;
 mod mirror;
+mod private_network;
 mod readme;
 mod status;

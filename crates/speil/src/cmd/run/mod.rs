@@ -128,6 +128,7 @@ async fn check(args: &RunArgs) -> anyhow::Result<Checked> {
     // A provider that stopped answering is left out of lookups as long as the mirror would
     // leave out a peer that failed a request.
     p2p.peer_down_for = args.mirror.mirror_peer_quarantine;
+    p2p.private_network = crate::cli::p2p_psk(args.p2p.p2p_psk_file.as_deref())?;
     let filters = registry::Filters::new(
         args.mirror.mirrored_registries.clone(),
         &args.mirror.registry_filters,
