@@ -3,7 +3,7 @@
 # (sendfile on) for a 1 GiB blob, and against the CNCF distribution registry for manifests under
 # 64 concurrent connections; plus Speil's resident memory idle and under that load.
 #
-#   bench/registry.sh   (as root, to install nginx-light, docker-registry, wrk, apache2-utils, skopeo)
+#   bench/registry.sh   (SPEIL_BIN=… to measure another build; as root, to install nginx-light, docker-registry, wrk, apache2-utils, skopeo)
 source "$(dirname "$0")/lib.sh"
 
 need nginx nginx-light
@@ -15,7 +15,7 @@ need curl curl
 
 echo "==> building speil (release)"
 cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-SPEIL="$ROOT/target/release/speil"
+SPEIL=${SPEIL_BIN:-$ROOT/target/release/speil}  # SPEIL_BIN: another build, e.g. one from before a change
 GEN="$ROOT/target/release/gen-layout"
 
 DIR="$SCRATCH/layout"
