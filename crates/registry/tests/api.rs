@@ -10,6 +10,7 @@ use store::OciDir;
 use test_support::http::{Response, get, request};
 use test_support::image::{self, Written};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 struct Server {
     base: String,
@@ -31,9 +32,14 @@ async fn start_with(readiness: registry::Readiness) -> Server {
         image::write_image(dir.path(), "example.com/team/app:1.0", &[3000, 70_000], 1).unwrap();
     let index = image::write_index(dir.path(), "example.com/team/multi:2.0", &[1000], 2).unwrap();
     let shutdown = CancellationToken::new();
-    let store = OciDir::open(dir.path(), Duration::from_millis(100), shutdown.clone())
-        .await
-        .unwrap();
+    let store = OciDir::open(
+        dir.path(),
+        Duration::from_millis(100),
+        &TaskTracker::new(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
     let mut metrics = prometheus_client::registry::Registry::default();
     let router = registry::Registry::new(
         Arc::new(store),

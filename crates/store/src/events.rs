@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::task::TaskTracker;
 
 use crate::{Event, Image, Listing};
 
@@ -44,14 +45,19 @@ pub fn publish(listing: &RwLock<Arc<Listing>>, next: Listing, events: &broadcast
 
 /// A watch as [`crate::ContentStore::watch`] promises it: [`Event::Listed`] with `current()`
 /// first, then every event sent on `events`, and a fresh listing whenever the watcher fell so
-/// far behind that events were lost. Ends when the receiver is dropped or `events` closes.
-pub fn watch<F>(events: &broadcast::Sender<Event>, current: F) -> mpsc::Receiver<Event>
+/// far behind that events were lost. Ends when the receiver is dropped or `events` closes; the
+/// forwarding task runs on `tasks`, so shutdown waits for it.
+pub fn watch<F>(
+    events: &broadcast::Sender<Event>,
+    current: F,
+    tasks: &TaskTracker,
+) -> mpsc::Receiver<Event>
 where
     F: Fn() -> Vec<Image> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(BUFFER);
     let mut events = events.subscribe();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut listing = Some(current());
         loop {
             if let Some(images) = listing.take()

@@ -18,6 +18,7 @@ use oci::{Digest, ImageReference, Kind};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::{Content, ContentStore, Error, Event, Image, Listing};
 use crate::{events, walk};
@@ -39,6 +40,8 @@ struct Inner {
     root: PathBuf,
     listing: RwLock<Arc<Listing>>,
     events: broadcast::Sender<Event>,
+    /// Where the store's tasks run (the refresh and each watch), so shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 /// Identity of the `index.json` last read: a change of any of these means it was rewritten.
@@ -57,12 +60,14 @@ struct IndexJson {
 
 impl OciDir {
     /// Opens the layout at `root` and keeps it current by checking `index.json` every
-    /// `poll_interval` until `shutdown` is cancelled or the store is dropped.
+    /// `poll_interval` until `shutdown` is cancelled or the store is dropped, in a task on
+    /// `tasks`.
     ///
     /// Fails when `root` is not an OCI image layout or its `index.json` is malformed.
     pub async fn open(
         root: impl Into<PathBuf>,
         poll_interval: Duration,
+        tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<OciDir, Error> {
         let root = root.into();
@@ -80,9 +85,10 @@ impl OciDir {
             root,
             listing: RwLock::new(Arc::new(listing)),
             events,
+            tasks: tasks.clone(),
         });
         let refreshing = refresh(Arc::downgrade(&inner), stamp, poll_interval, shutdown);
-        tokio::spawn(refreshing);
+        tasks.spawn(refreshing);
         Ok(OciDir { inner })
     }
 
@@ -134,7 +140,11 @@ impl ContentStore for OciDir {
 
     fn watch(&self) -> mpsc::Receiver<Event> {
         let store = self.clone();
-        events::watch(&self.inner.events, move || store.listing().images.clone())
+        events::watch(
+            &self.inner.events,
+            move || store.listing().images.clone(),
+            &self.inner.tasks,
+        )
     }
 }
 

@@ -10,6 +10,7 @@ use store::layout::LayoutWriter;
 use store::{ContentStore, Event, OciDir};
 use test_support::image;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -37,9 +38,14 @@ async fn lists_resolves_describes_and_streams() {
     let img =
         image::write_image(dir.path(), "example.com/team/app:1.0", &[2_000_000, 10], 3).unwrap();
     let idx = image::write_index(dir.path(), "localhost:5000/multi:v2", &[100], 4).unwrap();
-    let store = OciDir::open(dir.path(), POLL, CancellationToken::new())
-        .await
-        .unwrap();
+    let store = OciDir::open(
+        dir.path(),
+        POLL,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         store.resolve("example.com/team/app:1.0").await.unwrap(),
@@ -118,9 +124,14 @@ async fn bare_tags_are_served_by_digest_only() {
     )
     .unwrap();
 
-    let store = OciDir::open(dir.path(), POLL, CancellationToken::new())
-        .await
-        .unwrap();
+    let store = OciDir::open(
+        dir.path(),
+        POLL,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let images = store.images().await.unwrap();
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].name, None);
@@ -138,9 +149,14 @@ async fn bare_tags_are_served_by_digest_only() {
 async fn picks_up_added_and_removed_images() {
     let dir = tempfile::tempdir().unwrap();
     image::write_image(dir.path(), "example.com/first:1", &[10], 6).unwrap();
-    let store = OciDir::open(dir.path(), POLL, CancellationToken::new())
-        .await
-        .unwrap();
+    let store = OciDir::open(
+        dir.path(),
+        POLL,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let mut events = store.watch();
     match events.recv().await.unwrap() {
         Event::Listed(images) => assert_eq!(images.len(), 1),
@@ -176,16 +192,26 @@ async fn picks_up_added_and_removed_images() {
 #[tokio::test]
 async fn rejects_what_is_not_a_layout_and_survives_a_broken_index() {
     let dir = tempfile::tempdir().unwrap();
-    let err = OciDir::open(dir.path(), POLL, CancellationToken::new())
-        .await
-        .err()
-        .unwrap();
+    let err = OciDir::open(
+        dir.path(),
+        POLL,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("oci-layout"), "{err}");
 
     let img = image::write_image(dir.path(), "example.com/app:1", &[10], 8).unwrap();
-    let store = OciDir::open(dir.path(), POLL, CancellationToken::new())
-        .await
-        .unwrap();
+    let store = OciDir::open(
+        dir.path(),
+        POLL,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     std::fs::write(dir.path().join("index.json"), b"{ not json").unwrap();
     tokio::time::sleep(POLL * 4).await;
     // What was last read keeps being served.

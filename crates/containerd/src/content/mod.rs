@@ -29,6 +29,7 @@ use oci::{Digest, Kind};
 use store::{Content, ContentStore, Error, Event, Image, Listing};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
@@ -72,13 +73,19 @@ struct Inner {
     events: broadcast::Sender<Event>,
     /// Digests outside the snapshot: their media type when a manifest, `None` when not.
     kinds: Mutex<HashMap<Digest, Option<String>>>,
+    /// Where the store's tasks run (the connection and each watch), so shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 impl Containerd {
-    /// A store over the containerd at `config.socket`. It connects in the background and keeps
-    /// reconnecting with backoff until `shutdown`: containerd being down or restarting is never
-    /// fatal. [`Containerd::wait_listed`] waits for the first listing.
-    pub fn start(config: Config, shutdown: CancellationToken) -> Result<Containerd, Error> {
+    /// A store over the containerd at `config.socket`. It connects in the background (a task on
+    /// `tasks`) and keeps reconnecting with backoff until `shutdown`: containerd being down or
+    /// restarting is never fatal. [`Containerd::wait_listed`] waits for the first listing.
+    pub fn start(
+        config: Config,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Containerd, Error> {
         let socket = config.socket.clone();
         let namespace =
             AsciiMetadataValue::try_from(config.namespace.as_str()).map_err(|_| Error::Io {
@@ -108,9 +115,10 @@ impl Containerd {
             snapshot: RwLock::new(Arc::default()),
             events,
             kinds: Mutex::new(HashMap::new()),
+            tasks: tasks.clone(),
         });
         let (reach_tx, reach) = tokio::sync::watch::channel(Reach::Connecting);
-        tokio::spawn(connection::run(inner.clone(), reach_tx, shutdown));
+        tasks.spawn(connection::run(inner.clone(), reach_tx, shutdown));
         Ok(Containerd { inner, reach })
     }
 
@@ -214,7 +222,11 @@ impl ContentStore for Containerd {
 
     fn watch(&self) -> mpsc::Receiver<Event> {
         let store = self.clone();
-        store::events::watch(&self.inner.events, move || store.snapshot().images.clone())
+        store::events::watch(
+            &self.inner.events,
+            move || store.snapshot().images.clone(),
+            &self.inner.tasks,
+        )
     }
 }
 
@@ -230,7 +242,8 @@ mod tests {
             content_path: PathBuf::from("/nonexistent"),
             reconcile_interval: Duration::from_secs(60),
         };
-        let Err(e) = Containerd::start(config, CancellationToken::new()) else {
+        let Err(e) = Containerd::start(config, &TaskTracker::new(), CancellationToken::new())
+        else {
             panic!("a namespace with a newline was accepted");
         };
         assert!(e.to_string().contains(r#""k8s.io\nx""#), "{e}");

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use toml_edit::{DocumentMut, Item};
 
+use super::shared::{BACKUP, BACKUP_PARTIAL, HOSTS_FILE, MARKER};
 use super::write::entries;
-use super::{BACKUP, BACKUP_PARTIAL, HOSTS_FILE, MARKER};
 
 /// One host file Speil wrote, as [`speil_host_files`] finds it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item};
 
-use super::{DEFAULT_DIR, Error, HOSTS_FILE, io_err};
+use super::shared::{DEFAULT_DIR, Error, HOSTS_FILE, io_err};
 
 /// A registry's original host configuration, as found in the backup.
 pub(super) struct Original {

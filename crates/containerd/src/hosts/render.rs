@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml_edit::{DocumentMut, Item, Table};
 
 use super::original::Original;
-use super::{Config, DEFAULT_DIR, MARKER};
+use super::shared::{Config, DEFAULT_DIR, MARKER};
 
 /// The upstream `server` line Speil writes for a host directory, if any.
 fn default_server(name: &str) -> Option<String> {

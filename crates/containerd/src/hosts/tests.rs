@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::render::{format_duration, is_localhost};
+use super::shared::BACKUP_PARTIAL;
 use super::*;
 
 fn config(root: &Path, registries: &[&str]) -> Config {

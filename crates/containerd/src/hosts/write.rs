@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 
-use super::{BACKUP, BACKUP_PARTIAL, Error, HOSTS_FILE, MARKER, Report, io_err};
+use super::shared::{BACKUP, BACKUP_PARTIAL, Error, HOSTS_FILE, MARKER, Report, io_err};
 
 /// Undoes [`configure`](super::configure): removes everything in `config_path` except `_backup`, moves the backup's
 /// entries back and removes `_backup`, restoring the directory exactly as it was. Without a backup

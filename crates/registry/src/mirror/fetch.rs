@@ -15,7 +15,7 @@ use p2p::Provider;
 
 use super::peers::registry_addrs;
 use super::request::PeerRequest;
-use super::{Failure, HEADER_TIMEOUT, Inner};
+use super::shared::{Failure, HEADER_TIMEOUT, Inner};
 
 /// A blob answer whose headers passed the checks; its body is still to come.
 pub(super) struct BlobHead {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::load::{Asking, Load};
 use super::peers::Peers;
-use super::{Failure, Inner};
+use super::shared::{Failure, Inner};
 
 /// How long a request whose providers are all busy waits for the lookup to find another.
 const BUSY_WAIT: Duration = Duration::from_millis(10);

@@ -5,7 +5,8 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use oci::{Digest, DistributionPath, Kind, Reference};
 
-use super::MIRRORED_HEADER;
+/// The header that marks a request as sent by another Speil node.
+pub const MIRRORED_HEADER: &str = "x-speil-mirrored";
 
 /// What one request to one peer must be.
 #[derive(Clone)]

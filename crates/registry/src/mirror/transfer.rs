@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::fetch::{BlobHead, build};
 use super::race::Won;
 use super::request::PeerRequest;
-use super::{BODY_IDLE_TIMEOUT, Failure, Inner};
+use super::shared::{BODY_IDLE_TIMEOUT, Failure, Inner, source_header};
 use crate::error::ApiError;
 
 /// How long to wait for the lookup to name another provider when resuming.
@@ -98,7 +98,7 @@ pub(super) fn respond(
         .then(|| request.digest.clone())
         .flatten();
 
-    let source = super::source_header(&provider.peer);
+    let source = source_header(&provider.peer);
     let transfer = Transfer {
         peer_bytes: inner.metrics.bytes_counter("peer"),
         hasher: verify.as_ref().map(oci::Digest::hasher),

@@ -47,7 +47,7 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
     let registry_addr = registry_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     let started_unix = timing::unix_now_secs();
-    let opened = store::open(&args, &shutdown).await?;
+    let opened = store::open(&args, &tasks, &shutdown).await?;
 
     let mut metrics = MetricsRegistry::default();
     crate::metrics::register_build_info(&mut metrics);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use store::{ContentStore, OciDir};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin::ContainerdSide;
 use crate::cli::{RunArgs, bad_value};
@@ -22,12 +23,18 @@ pub(super) struct Opened {
     pub(super) containerd: Option<ContainerdSide>,
 }
 
-/// Opens the store the flags name; an `--oci-dir` that cannot be opened is a bad value.
-pub(super) async fn open(args: &RunArgs, shutdown: &CancellationToken) -> anyhow::Result<Opened> {
+/// Opens the store the flags name, its tasks on `tasks`; an `--oci-dir` that cannot be opened
+/// is a bad value.
+pub(super) async fn open(
+    args: &RunArgs,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Opened> {
     if let Some(dir) = &args.oci_dir {
         let store = OciDir::open(
             dir.clone(),
             args.store_poll_interval,
+            tasks,
             shutdown.child_token(),
         )
         .await
@@ -47,6 +54,7 @@ pub(super) async fn open(args: &RunArgs, shutdown: &CancellationToken) -> anyhow
             content_path: c.containerd_content_path.clone(),
             reconcile_interval: c.store_reconcile_interval,
         },
+        tasks,
         shutdown.child_token(),
     )
     .with_context(|| format!("--containerd-sock {}", c.containerd_sock.display()))?;
