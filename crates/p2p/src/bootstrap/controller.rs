@@ -39,7 +39,7 @@ const STARTUP_GRACE: Duration = Duration::from_secs(10);
 enum Discovery {
     None,
     Dns(Box<Result<Resolver, DiscoveryError>>),
-    Http(String),
+    Http(String, Box<super::http::HttpClient>),
     Static(Vec<Candidate>),
 }
 
@@ -79,7 +79,7 @@ impl Controller {
         let discovery = match &config.bootstrap {
             Source::None => Discovery::None,
             Source::Dns(dns) => Discovery::Dns(Box::new(Resolver::new(dns.clone()))),
-            Source::Http { url } => Discovery::Http(url.clone()),
+            Source::Http { url } => Discovery::Http(url.clone(), Box::new(super::http::client())),
             Source::Static(addrs) => Discovery::Static(
                 addrs
                     .iter()
@@ -162,7 +162,7 @@ impl Controller {
                 Ok(resolver) => resolver.candidates(self.port).await,
                 Err(e) => Err(e.clone()),
             },
-            Discovery::Http(url) => super::http::candidates(url).await,
+            Discovery::Http(url, client) => super::http::candidates(client, url).await,
             Discovery::Static(c) => Ok(c.clone()),
         }
     }

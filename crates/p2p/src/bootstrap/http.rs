@@ -10,6 +10,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
@@ -72,14 +73,24 @@ async fn serve(
         .await
 }
 
-/// Reads candidates from a `/id` URL.
-pub(crate) async fn candidates(url: &str) -> Result<Vec<Candidate>, DiscoveryError> {
+/// The client that asks an HTTP bootstrap source; the controller makes one and keeps it.
+pub(crate) type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// A client for [`candidates`].
+pub(crate) fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Reads candidates from a `/id` URL with `client`.
+pub(crate) async fn candidates(
+    client: &HttpClient,
+    url: &str,
+) -> Result<Vec<Candidate>, DiscoveryError> {
     let fail = |reason: String| DiscoveryError::Http {
         url: url.to_owned(),
         reason,
     };
     let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("not a URL: {e}")))?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let response = tokio::time::timeout(TIMEOUT, client.get(uri))
         .await
         .map_err(|_| fail(format!("no answer within {TIMEOUT:?}")))?
