@@ -12,7 +12,7 @@ use store::Error;
 use timing::Backoff;
 use tokio_util::sync::CancellationToken;
 
-use super::{Inner, Reach, grpc_error};
+use super::shared::{Inner, Reach, grpc_error};
 
 /// Image events arriving within this window lead to one listing.
 const DEBOUNCE: Duration = Duration::from_millis(200);

@@ -21,7 +21,7 @@ use store::{Error, Listing};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 
-use super::{Inner, grpc_error};
+use super::shared::{Inner, grpc_error};
 
 impl Inner {
     /// Everything the namespace holds now.

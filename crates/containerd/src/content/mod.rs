@@ -7,22 +7,22 @@
 //! restart. A layer containerd dropped (`discard_unpacked_layers`) is not in the snapshot, so it
 //! is never advertised.
 //!
-//! This file holds the store and its [`ContentStore`] answers; `connection.rs` the loop that
-//! keeps the snapshot current and reconnects, `listing.rs` the listing itself, and `read.rs`
-//! opening content on disk or over gRPC.
+//! This file holds the store and its [`ContentStore`] answers; `shared.rs` the configuration and
+//! the state the parts share; `connection.rs` the loop that keeps the snapshot current and
+//! reconnects, `listing.rs` the listing itself, and `read.rs` opening content on disk or over
+//! gRPC.
 
 mod connection;
 mod listing;
 mod read;
+mod shared;
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use containerd_api::containerd::services::content::v1::content_client::ContentClient;
 use containerd_api::containerd::services::version::v1::version_client::VersionClient;
 use oci::manifest::MAX_MANIFEST_SIZE;
 use oci::{Digest, Kind};
@@ -31,50 +31,16 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::metadata::AsciiMetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
-/// Where containerd is and how often to reconcile.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// containerd's gRPC socket (`--containerd-sock`).
-    pub socket: PathBuf,
-    /// The namespace whose images are served (`--containerd-namespace`, `k8s.io` for the CRI).
-    pub namespace: String,
-    /// containerd's content directory (`--containerd-content-path`).
-    pub content_path: PathBuf,
-    /// How often everything is listed again even without events (`--store-reconcile-interval`).
-    pub reconcile_interval: Duration,
-}
+pub use shared::Config;
+use shared::{Inner, Reach};
 
 /// The containerd content store.
 #[derive(Clone)]
 pub struct Containerd {
     inner: Arc<Inner>,
     reach: tokio::sync::watch::Receiver<Reach>,
-}
-
-/// Whether containerd answers, as the store last found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reach {
-    /// The first connection and listing are under way.
-    Connecting,
-    /// containerd answered and the snapshot is current.
-    Listed,
-    /// containerd does not answer; why.
-    Down(String),
-}
-
-struct Inner {
-    config: Config,
-    /// `config.namespace` as the gRPC metadata value each request carries.
-    namespace: AsciiMetadataValue,
-    channel: Channel,
-    snapshot: RwLock<Arc<Listing>>,
-    events: broadcast::Sender<Event>,
-    /// Digests outside the snapshot: their media type when a manifest, `None` when not.
-    kinds: Mutex<HashMap<Digest, Option<String>>>,
-    /// Where the store's tasks run (the connection and each watch), so shutdown waits for them.
-    tasks: TaskTracker,
 }
 
 impl Containerd {
@@ -155,26 +121,6 @@ impl Containerd {
     }
 }
 
-impl Inner {
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.config
-            .content_path
-            .join("blobs")
-            .join(digest.blob_path())
-    }
-
-    fn content(&self) -> ContentClient<Channel> {
-        ContentClient::new(self.channel.clone())
-    }
-}
-
-fn grpc_error(socket: &Path, status: tonic::Status) -> Error {
-    Error::Io {
-        path: socket.to_owned(),
-        source: io::Error::other(format!("containerd: {}", status.message())),
-    }
-}
-
 #[async_trait]
 impl ContentStore for Containerd {
     async fn resolve(&self, reference: &str) -> Result<Option<Digest>, Error> {
@@ -232,6 +178,8 @@ impl ContentStore for Containerd {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]

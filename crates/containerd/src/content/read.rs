@@ -17,7 +17,7 @@ use store::{Content, Error, walk};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 
-use super::{Inner, grpc_error};
+use super::shared::{Inner, grpc_error};
 
 /// Most digests whose kind (manifest or not) is remembered outside the snapshot.
 const KIND_CACHE_MAX: usize = 4096;
