@@ -14,6 +14,13 @@ use tokio_util::task::TaskTracker;
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// The layout at `dir`, polled every [`POLL`], its tasks on a tracker of their own.
+async fn open(dir: &std::path::Path) -> OciDir {
+    OciDir::open(dir, POLL, &TaskTracker::new(), CancellationToken::new())
+        .await
+        .unwrap()
+}
+
 async fn read_all(store: &OciDir, digest: &Digest, range: Option<(u64, u64)>) -> Vec<u8> {
     let content = store
         .open(digest, Kind::Blob)
@@ -38,14 +45,7 @@ async fn lists_resolves_describes_and_streams() {
     let img =
         image::write_image(dir.path(), "example.com/team/app:1.0", &[2_000_000, 10], 3).unwrap();
     let idx = image::write_index(dir.path(), "localhost:5000/multi:v2", &[100], 4).unwrap();
-    let store = OciDir::open(
-        dir.path(),
-        POLL,
-        &TaskTracker::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let store = open(dir.path()).await;
 
     assert_eq!(
         store.resolve("example.com/team/app:1.0").await.unwrap(),
@@ -124,14 +124,7 @@ async fn bare_tags_are_served_by_digest_only() {
     )
     .unwrap();
 
-    let store = OciDir::open(
-        dir.path(),
-        POLL,
-        &TaskTracker::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let store = open(dir.path()).await;
     let images = store.images().await.unwrap();
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].name, None);
@@ -149,14 +142,7 @@ async fn bare_tags_are_served_by_digest_only() {
 async fn picks_up_added_and_removed_images() {
     let dir = tempfile::tempdir().unwrap();
     image::write_image(dir.path(), "example.com/first:1", &[10], 6).unwrap();
-    let store = OciDir::open(
-        dir.path(),
-        POLL,
-        &TaskTracker::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let store = open(dir.path()).await;
     let mut events = store.watch();
     match events.recv().await.unwrap() {
         Event::Listed(images) => assert_eq!(images.len(), 1),
@@ -204,14 +190,7 @@ async fn rejects_what_is_not_a_layout_and_survives_a_broken_index() {
     assert!(err.to_string().contains("oci-layout"), "{err}");
 
     let img = image::write_image(dir.path(), "example.com/app:1", &[10], 8).unwrap();
-    let store = OciDir::open(
-        dir.path(),
-        POLL,
-        &TaskTracker::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let store = open(dir.path()).await;
     std::fs::write(dir.path().join("index.json"), b"{ not json").unwrap();
     tokio::time::sleep(POLL * 4).await;
     // What was last read keeps being served.

@@ -167,25 +167,11 @@ fn a_basic_auth_file_that_is_not_user_colon_password_is_refused_without_showing_
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("auth");
     std::fs::write(&file, "only-a-secret-token\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_speil"))
-        .args(["run", "--basic-auth-file", file.to_str().unwrap()])
-        .args([
-            "--registry-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(&format!("--basic-auth-file {}", file.display())),
-        "{err}"
-    );
-    assert!(
-        err.contains("user:password") && !err.contains("only-a-secret-token"),
-        "{err}"
+    crate::cli::assert_file_refused(
+        "--basic-auth-file",
+        &file,
+        "user:password",
+        "only-a-secret-token",
     );
 }
 

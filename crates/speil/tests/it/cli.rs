@@ -171,6 +171,17 @@ fn run_speil(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// `speil run FLAG FILE` with every port chosen by the system, where FILE is refused: exit 2,
+/// the message names the flag and the file and says `why`, and never shows `secret`, a piece
+/// of the file's content.
+pub(crate) fn assert_file_refused(flag: &str, file: &Path, why: &str, secret: &str) {
+    let run = [&["run", flag, file.to_str().unwrap()][..], &ANY_PORT].concat();
+    let (code, err) = run_speil(&run, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{flag} {}", file.display())), "{err}");
+    assert!(err.contains(why) && !err.contains(secret), "{err}");
+}
+
 #[test]
 fn bad_flags_exit_nonzero_naming_the_flag() {
     let (code, err) = run_speil(&["run", "--registry-addr", "nowhere"], &[]);

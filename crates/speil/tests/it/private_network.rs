@@ -5,7 +5,6 @@
 //! file is refused at start without showing it.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use test_support::eventually;
@@ -194,26 +193,5 @@ fn a_malformed_key_file_is_refused_naming_the_flag_and_file_not_its_content() {
         "/key/swarm/psk/1.0.0/\n/base16/\ntopsecretkeymaterial\n",
     )
     .unwrap();
-    let out = Command::new(crate::cluster::speil())
-        .args(["run", "--p2p-psk-file", file.to_str().unwrap()])
-        .args([
-            "--registry-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--router-addr",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(&format!("--p2p-psk-file {}", file.display())),
-        "{err}"
-    );
-    assert!(
-        err.contains("64 hex digits") && !err.contains("topsecret"),
-        "{err}"
-    );
+    crate::cli::assert_file_refused("--p2p-psk-file", &file, "64 hex digits", "topsecret");
 }
