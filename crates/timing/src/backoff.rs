@@ -38,11 +38,6 @@ impl Backoff {
             .min(self.max)
     }
 
-    /// Failures counted since the last reset.
-    pub fn attempts(&self) -> u32 {
-        self.attempt
-    }
-
     /// Starts again from `min` (after a success).
     pub fn reset(&mut self) {
         self.attempt = 0;
