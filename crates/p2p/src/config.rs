@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bootstrap::source::Source;
+use crate::guard::Cidr;
 use crate::private_network::NetworkKey;
 
 /// Configuration of the P2P router.
@@ -41,6 +42,63 @@ pub struct Config {
     /// The private network's key (`--p2p-psk-file`): only nodes with the same key connect.
     /// `None`: an open network, without the private network layer at all.
     pub private_network: Option<NetworkKey>,
+    /// The networks peers may be reached at (`--peer-cidrs`); empty for every address the
+    /// address guard's fixed rules allow (see `guard.rs`).
+    pub peer_cidrs: Vec<Cidr>,
+    /// Bounds on what peers can make the router hold or do.
+    pub limits: Limits,
+}
+
+/// Bounds on what peers can make the router hold or do; each is a flag of `speil run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Established connections, in and out (`--p2p-max-connections`).
+    pub max_connections: u32,
+    /// Established connections with one peer (`--p2p-max-connections-per-peer`).
+    pub max_connections_per_peer: u32,
+    /// Connections being set up, in each direction (`--p2p-max-pending-connections`).
+    pub max_pending_connections: u32,
+    /// Lookups of different keys running at once (`--p2p-max-lookups`); one more is answered
+    /// with no providers at once (the mirror then answers 404 and containerd goes upstream).
+    pub max_lookups: usize,
+    /// Providers one lookup hands out (`--p2p-max-providers-per-lookup`); the rest are ignored.
+    pub max_providers_per_lookup: usize,
+    /// Providers of unknown address one lookup dials to learn it
+    /// (`--p2p-max-dials-per-lookup`); the rest are ignored.
+    pub max_dials_per_lookup: usize,
+}
+
+impl Default for Limits {
+    /// Room for a cluster of a few hundred nodes, every node connected to every other (the
+    /// bootstrap dials every candidate), and for a pull of many images at once; far below what
+    /// would let a flood of peers or records exhaust the node.
+    fn default() -> Self {
+        Limits {
+            max_connections: 512,
+            max_connections_per_peer: 4,
+            max_pending_connections: 128,
+            max_lookups: 256,
+            // Kademlia keeps 20 providers per key anyway; the mirror tries 3 per request.
+            max_providers_per_lookup: 20,
+            max_dials_per_lookup: 4,
+        }
+    }
+}
+
+/// The names of the limits in `speil_p2p_limit_reached`.
+pub(crate) struct Limit;
+
+impl Limit {
+    pub(crate) const LOOKUPS: &'static str = "lookups";
+    pub(crate) const PROVIDERS_PER_LOOKUP: &'static str = "providers_per_lookup";
+    pub(crate) const DIALS_PER_LOOKUP: &'static str = "dials_per_lookup";
+    pub(crate) const ADDRESSES_PER_PEER: &'static str = "addresses_per_peer";
+    pub(crate) const ALL: [&'static str; 4] = [
+        Self::LOOKUPS,
+        Self::PROVIDERS_PER_LOOKUP,
+        Self::DIALS_PER_LOOKUP,
+        Self::ADDRESSES_PER_PEER,
+    ];
 }
 
 impl Config {
@@ -60,6 +118,8 @@ impl Config {
             ping_timeout: Duration::from_secs(5),
             peer_down_for: Duration::from_secs(30),
             private_network: None,
+            peer_cidrs: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }

@@ -13,7 +13,10 @@
 //! - `messages`: what the router, the swarm task and the bootstrap controller send each other.
 //! - `metrics`: the router's metrics.
 //! - `liveness`: which peers stopped answering (pings, dials, broken connections).
-//! - `transport`: TCP with noise and yamux, every dial from a new local port.
+//! - `transport`: TCP with noise and yamux, every dial from a new local port, none to an
+//!   address the guard refuses.
+//! - `guard`: which addresses peers may be reached at (never link-local, multicast, …;
+//!   `--peer-cidrs`).
 //! - [`private_network`]: the pre-shared key of `--p2p-psk-file` and the pnet layer that only
 //!   lets nodes with the same key connect.
 //! - [`key`]: content keys (digests, tag references) and their DHT keys.
@@ -23,6 +26,7 @@
 mod addr;
 pub mod bootstrap;
 mod config;
+mod guard;
 mod identity;
 pub mod key;
 mod liveness;
@@ -34,7 +38,8 @@ mod swarm;
 mod transport;
 
 pub use bootstrap::NotReady;
-pub use config::Config;
+pub use config::{Config, Limits};
+pub use guard::{Cidr, Refusal};
 pub use identity::load_or_create as load_identity;
 pub use libp2p::{Multiaddr, PeerId};
 pub use messages::{PeerInfo, Provider};

@@ -33,6 +33,16 @@ struct DirLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RegistryLabels {
     registry: String,
 }
@@ -63,6 +73,8 @@ pub struct Metrics {
     advertised_contents: Family<RegistryLabels, Gauge>,
     advertised: std::sync::Arc<std::sync::Mutex<Advertised>>,
     identify: Family<DirLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
+    limited: Family<LimitLabels, Counter>,
     pub(crate) libp2p: std::sync::Arc<libp2p::metrics::Metrics>,
 }
 
@@ -125,6 +137,7 @@ impl Metrics {
              outbound when this node asked a peer and got its answer",
             identify,
         );
+        let (refused, limited) = register_bounds(registry);
         let libp2p = std::sync::Arc::new(libp2p::metrics::Metrics::new(registry));
         Metrics {
             candidates,
@@ -139,6 +152,8 @@ impl Metrics {
             advertised_contents,
             advertised: std::sync::Arc::default(),
             identify,
+            refused,
+            limited,
             libp2p,
         }
     }
@@ -218,6 +233,18 @@ impl Metrics {
         }
     }
 
+    /// Counts a peer address the address guard refused, by reason.
+    pub(crate) fn address_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts `n` things a bound left out (see [`Limit`](crate::config::Limit)).
+    pub(crate) fn limit_reached(&self, limit: &'static str, n: usize) {
+        self.limited
+            .get_or_create(&LimitLabels { limit })
+            .inc_by(n as u64);
+    }
+
     pub(crate) fn rtt(&self, rtt: std::time::Duration) {
         self.rtt.observe(rtt.as_secs_f64());
     }
@@ -252,6 +279,37 @@ fn register_peers(registry: &mut Registry) -> (Gauge, Gauge, Histogram) {
         )),
     );
     (connected, routing, rtt)
+}
+
+/// Registers the counters of the bounds: addresses the guard refused, by reason, and what a
+/// limit left out, by limit; every label from the start, at zero.
+fn register_bounds(
+    registry: &mut Registry,
+) -> (Family<ReasonLabels, Counter>, Family<LimitLabels, Counter>) {
+    let refused = Family::<ReasonLabels, Counter>::default();
+    for r in crate::guard::Refusal::ALL {
+        let _ = refused.get_or_create(&ReasonLabels { reason: r.as_str() });
+    }
+    let refused = register(
+        registry,
+        "speil_p2p_addresses_refused",
+        "Peer addresses the address guard refused (never dialed, never handed to the mirror), \
+         by reason: unspecified, multicast, broadcast, link_local, loopback, outside_peer_cidrs",
+        refused,
+    );
+    let limited = Family::<LimitLabels, Counter>::default();
+    for limit in crate::config::Limit::ALL {
+        let _ = limited.get_or_create(&LimitLabels { limit });
+    }
+    let limited = register(
+        registry,
+        "speil_p2p_limit_reached",
+        "What a bound of the router left out, by limit: lookups (lookups answered empty), \
+         providers_per_lookup (providers ignored), dials_per_lookup (providers not dialed), \
+         addresses_per_peer (addresses forgotten)",
+        limited,
+    );
+    (refused, limited)
 }
 
 /// The gauges of what is advertised, by registry: tags, image digests, content digests.

@@ -18,8 +18,8 @@ use crate::bootstrap::controller::Controller;
 use crate::bootstrap::source::SourceKind;
 use crate::bootstrap::state::{BootstrapStatus, NotReady, Round, State};
 use crate::config::Config;
+use crate::guard::AddressGuard;
 use crate::key::dht_key;
-use crate::liveness::Liveness;
 use crate::messages::{Command, Counts, PeerInfo, Provider};
 use crate::metrics::Metrics;
 use crate::swarm::EventLoop;
@@ -86,7 +86,11 @@ impl Router {
         shutdown: CancellationToken,
     ) -> std::io::Result<Router> {
         let peer_id = key.public().to_peer_id();
-        let (swarm, listen_addrs, bound) = listen(key, &config, tasks).await?;
+        let own: Vec<SocketAddr> = std::iter::once(config.listen)
+            .chain(config.advertise.iter().copied())
+            .collect();
+        let guard = AddressGuard::new(&config.peer_cidrs, &own, Some(metrics.clone()));
+        let (swarm, listen_addrs, bound) = listen(key, &config, guard.clone(), tasks).await?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
         let (counts_tx, counts_rx) = watch::channel(Counts::default());
         let (listen_tx, listen_rx) = watch::channel(listen_addrs);
@@ -96,14 +100,14 @@ impl Router {
             last_round: None,
         });
 
-        let liveness = Liveness::new(config.peer_down_for);
         let event_loop = EventLoop::new(
             swarm,
             commands_rx,
             metrics.clone(),
             counts_tx,
             listen_tx,
-            liveness,
+            &config,
+            guard,
         );
         tasks.spawn(event_loop.run(shutdown.child_token()));
 
@@ -215,10 +219,11 @@ impl Router {
 async fn listen(
     key: Keypair,
     config: &Config,
+    guard: AddressGuard,
     tasks: &TaskTracker,
 ) -> std::io::Result<(Swarm<Behaviour>, Vec<Multiaddr>, SocketAddr)> {
     refuse_taken_port(config.listen)?;
-    let mut swarm = behaviour::build(key, config, tasks).map_err(std::io::Error::other)?;
+    let mut swarm = behaviour::build(key, config, guard, tasks).map_err(std::io::Error::other)?;
     swarm
         .listen_on(tcp_multiaddr(config.listen))
         .map_err(|e| std::io::Error::other(format!("--router-addr {}: {e}", config.listen)))?;

@@ -7,6 +7,10 @@
 //! (the README's two nodes on one machine) connects to itself instead (noise fails with "input
 //! error"). Speil needs no port reuse (it punches no NAT holes: peers learn each other's listen
 //! addresses through identify), so every dial, Kademlia's included, gets a new port.
+//!
+//! Every dial also passes the address guard first (`guard.rs`): whoever asks for it (a bootstrap
+//! round, Kademlia, a lookup), an address the guard refuses is never dialed; the dial fails at
+//! once with the reason, which a bootstrap round reports as its failure.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,17 +23,20 @@ use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
 
+use crate::guard::AddressGuard;
 use crate::private_network::{self, NetworkKey};
 
-/// TCP with a new port per dial, the private network under `key` when given (nothing of it
-/// otherwise), noise and yamux.
+/// TCP with a new port per dial and none to an address `guard` refuses, the private network
+/// under `key` when given (nothing of it otherwise), noise and yamux.
 pub(crate) fn build(
     identity: &Keypair,
     key: Option<NetworkKey>,
+    guard: AddressGuard,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
-    let tcp = NewPortPerDial(tcp::tokio::Transport::new(
-        tcp::Config::default().nodelay(true),
-    ));
+    let tcp = NewPortPerDial {
+        inner: tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)),
+        guard,
+    };
     let noise = noise::Config::new(identity)?;
     let yamux = yamux::Config::default();
     Ok(match key {
@@ -51,10 +58,14 @@ pub(crate) fn build(
     })
 }
 
-/// `T`, dialing with [`PortUse::New`] whatever the dialer asked for.
-pub(crate) struct NewPortPerDial<T>(pub(crate) T);
+/// `T`, dialing with [`PortUse::New`] whatever the dialer asked for, and only addresses
+/// `guard` allows.
+pub(crate) struct NewPortPerDial<T> {
+    inner: T,
+    guard: AddressGuard,
+}
 
-impl<T: Transport + Unpin> Transport for NewPortPerDial<T> {
+impl<T: Transport<Error = std::io::Error> + Unpin> Transport for NewPortPerDial<T> {
     type Output = T::Output;
     type Error = T::Error;
     type ListenerUpgrade = T::ListenerUpgrade;
@@ -65,11 +76,11 @@ impl<T: Transport + Unpin> Transport for NewPortPerDial<T> {
         id: ListenerId,
         addr: Multiaddr,
     ) -> Result<(), TransportError<Self::Error>> {
-        self.0.listen_on(id, addr)
+        self.inner.listen_on(id, addr)
     }
 
     fn remove_listener(&mut self, id: ListenerId) -> bool {
-        self.0.remove_listener(id)
+        self.inner.remove_listener(id)
     }
 
     fn dial(
@@ -77,7 +88,13 @@ impl<T: Transport + Unpin> Transport for NewPortPerDial<T> {
         addr: Multiaddr,
         opts: DialOpts,
     ) -> Result<Self::Dial, TransportError<Self::Error>> {
-        self.0.dial(
+        if let Err(reason) = self.guard.check(&addr) {
+            return Err(TransportError::Other(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("refused by the address guard: {reason}"),
+            )));
+        }
+        self.inner.dial(
             addr,
             DialOpts {
                 port_use: PortUse::New,
@@ -90,6 +107,6 @@ impl<T: Transport + Unpin> Transport for NewPortPerDial<T> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
-        Pin::new(&mut self.get_mut().0).poll(cx)
+        Pin::new(&mut self.get_mut().inner).poll(cx)
     }
 }

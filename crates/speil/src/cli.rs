@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod p2p_bounds;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub(crate) use p2p_bounds::P2pBoundArgs;
 pub(crate) use values::{basic_auth, p2p_psk};
 use values::{
     duration, http_base_url, http_url, log_filter, multiaddr, oci_dir, registry_url, socket_addr,
@@ -278,6 +280,9 @@ pub(crate) struct P2pArgs {
     /// timeout). A peer whose process died is noticed at once, when its connection closes.
     #[arg(long, env = "SPEIL_PEER_PING_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub(crate) peer_ping_timeout: Duration,
+
+    #[command(flatten)]
+    pub(crate) bounds: P2pBoundArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,8 +1,9 @@
 //! Where peers can be reached. Kademlia and identify tell the swarm task many addresses; lookups
 //! need a provider's address before they can hand it out, bootstrap rounds need to know whether
 //! a candidate's address belongs to a peer already connected, and the status lists every peer's
-//! addresses. This book keeps them, bounded, and remembers the remote address of every open
-//! connection (identify's loopback rule depends on it).
+//! addresses. This book keeps them, bounded (per peer, the newest), never one the address guard
+//! refuses, and remembers the remote address of every open connection (identify's loopback rule
+//! depends on it).
 
 use std::collections::HashMap;
 
@@ -10,22 +11,45 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::addr::{is_loopback, socket_addr, without_peer_id};
+use crate::guard::AddressGuard;
 
 /// Most peers whose addresses are remembered.
 const ADDRESS_BOOK_MAX: usize = 10_000;
+/// Most addresses remembered per peer: a node has one or two (IPv4, IPv6), a few more behind
+/// NAT; a peer that announces thousands keeps its newest.
+pub(super) const ADDRESSES_PER_PEER: usize = 8;
 
 /// Peers' addresses and open connections' remote addresses.
-#[derive(Default)]
 pub(super) struct AddressBook {
     peers: HashMap<PeerId, Vec<Multiaddr>>,
     /// The remote address of every open connection.
     connections: HashMap<ConnectionId, Multiaddr>,
+    guard: AddressGuard,
 }
 
 impl AddressBook {
-    /// Adds `addrs` (without `/p2p/`) to what is known of `peer`. When the book is full, a new
-    /// peer takes the place of an arbitrary one.
-    pub(super) fn remember(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+    /// An empty book that keeps no address `guard` refuses.
+    pub(super) fn new(guard: AddressGuard) -> Self {
+        AddressBook {
+            peers: HashMap::new(),
+            connections: HashMap::new(),
+            guard,
+        }
+    }
+
+    /// Adds `addrs` (without `/p2p/`) that the guard allows to what is known of `peer`, the
+    /// newest last; an address known already becomes the newest. Past [`ADDRESSES_PER_PEER`],
+    /// the oldest are forgotten; returns how many. When the book is full, a new peer takes the
+    /// place of an arbitrary one.
+    pub(super) fn remember(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> usize {
+        let addrs: Vec<Multiaddr> = addrs
+            .into_iter()
+            .map(without_peer_id)
+            .filter(|a| self.guard.check(a).is_ok())
+            .collect();
+        if addrs.is_empty() {
+            return 0;
+        }
         if self.peers.len() >= ADDRESS_BOOK_MAX
             && !self.peers.contains_key(&peer)
             && let Some(k) = self.peers.keys().next().copied()
@@ -34,11 +58,12 @@ impl AddressBook {
         }
         let entry = self.peers.entry(peer).or_default();
         for a in addrs {
-            let a = without_peer_id(a);
-            if !entry.contains(&a) {
-                entry.push(a);
-            }
+            entry.retain(|known| *known != a);
+            entry.push(a);
         }
+        let over = entry.len().saturating_sub(ADDRESSES_PER_PEER);
+        entry.drain(..over);
+        over
     }
 
     /// The known addresses of `peer`; empty when none.
@@ -69,10 +94,10 @@ impl AddressBook {
     }
 
     /// Of the addresses a peer reported through identify on `connection`, those worth keeping:
-    /// TCP addresses only, and no loopback address unless the peer was reached over loopback. A
-    /// peer listening on all interfaces lists loopback addresses too; those lead back to the
-    /// dialer itself unless the peer is reached over loopback (nodes on 127.0.0.N of one host,
-    /// as in tests).
+    /// TCP addresses the guard allows, no loopback address unless the peer was reached over
+    /// loopback, and no more than [`ADDRESSES_PER_PEER`] (the first it lists). A peer listening
+    /// on all interfaces lists loopback addresses too; those lead back to the dialer itself
+    /// unless the peer is reached over loopback (nodes on 127.0.0.N of one host, as in tests).
     pub(super) fn identified(
         &self,
         connection: ConnectionId,
@@ -83,6 +108,8 @@ impl AddressBook {
             .into_iter()
             .filter(|a| socket_addr(a).is_some())
             .filter(|a| via_loopback || !is_loopback(a))
+            .filter(|a| self.guard.check(a).is_ok())
+            .take(ADDRESSES_PER_PEER)
             .collect()
     }
 }
@@ -91,13 +118,22 @@ impl AddressBook {
 mod tests {
     use super::*;
 
+    /// A book of a node on loopback, as in tests.
+    fn book() -> AddressBook {
+        AddressBook::new(AddressGuard::new(
+            &[],
+            &["127.0.0.1:5001".parse().unwrap()],
+            None,
+        ))
+    }
+
     fn addr(s: &str) -> Multiaddr {
         s.parse().unwrap()
     }
 
     #[test]
     fn addresses_are_kept_once_and_without_peer_ids() {
-        let mut book = AddressBook::default();
+        let mut book = book();
         let p = PeerId::random();
         assert!(book.addrs(&p).is_empty());
         book.remember(p, vec![addr(&format!("/ip4/10.0.0.1/tcp/5001/p2p/{p}"))]);
@@ -118,8 +154,33 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_keeps_its_newest_addresses_and_never_a_refused_one() {
+        let mut book = book();
+        let p = PeerId::random();
+        let many: Vec<Multiaddr> = (1..=20)
+            .map(|i| addr(&format!("/ip4/10.0.1.{i}/tcp/5001")))
+            .collect();
+        assert_eq!(book.remember(p, many.clone()), 20 - ADDRESSES_PER_PEER);
+        assert_eq!(book.addrs(&p), &many[20 - ADDRESSES_PER_PEER..]);
+        // Seen again, an old address becomes the newest; the oldest goes.
+        book.remember(p, vec![many[12].clone()]);
+        assert_eq!(book.addrs(&p).last(), Some(&many[12]));
+        assert_eq!(book.addrs(&p).len(), ADDRESSES_PER_PEER);
+        let q = PeerId::random();
+        book.remember(
+            q,
+            vec![
+                addr("/ip4/169.254.169.254/tcp/80"),
+                addr("/ip4/0.0.0.0/tcp/5001"),
+                addr("/ip4/224.0.0.1/tcp/5001"),
+            ],
+        );
+        assert!(book.addrs(&q).is_empty());
+    }
+
+    #[test]
     fn the_book_is_bounded() {
-        let mut book = AddressBook::default();
+        let mut book = book();
         for _ in 0..ADDRESS_BOOK_MAX {
             book.remember(PeerId::random(), vec![addr("/ip4/10.0.0.1/tcp/1")]);
         }
@@ -131,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_candidate_address_finds_only_a_connected_peer() {
-        let mut book = AddressBook::default();
+        let mut book = book();
         let (up, down) = (PeerId::random(), PeerId::random());
         book.remember(up, vec![addr("/ip4/10.0.0.1/tcp/5001")]);
         book.remember(down, vec![addr("/ip4/10.0.0.2/tcp/5001")]);
@@ -148,7 +209,7 @@ mod tests {
 
     #[test]
     fn identified_loopback_addresses_are_kept_only_over_loopback() {
-        let mut book = AddressBook::default();
+        let mut book = book();
         let (remote, local) = (
             ConnectionId::new_unchecked(1),
             ConnectionId::new_unchecked(2),

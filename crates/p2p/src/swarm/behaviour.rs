@@ -1,5 +1,5 @@
 //! The libp2p side of the router in one place: the network behaviour (Kademlia, identify,
-//! ping), the protocol names and versions Speil speaks, and the swarm built from them over the
+//! ping, connection limits), the protocol names and versions Speil speaks, and the swarm built from them over the
 //! transport in `transport.rs`. Speil nodes form their own DHT, apart from any other libp2p
 //! network, so every protocol name here is Speil's own. libp2p runs each connection in a task of
 //! its own; those tasks go on the router's task tracker, so shutdown waits for them (they end
@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::{Executor, NetworkBehaviour};
-use libp2p::{StreamProtocol, Swarm, identify, kad, ping};
+use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, ping};
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use super::records::ProviderStore;
+use crate::config::{Config, Limits};
+use crate::guard::AddressGuard;
 
 /// The Kademlia protocol name.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/speil/kad/1.0.0");
@@ -22,8 +24,6 @@ pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/speil/kad/
 const IDENTIFY_PROTOCOL: &str = "/speil/id/1.0.0";
 /// How long a Kademlia query (a lookup, a publication) may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many provider records the node may hold for itself and others.
-const MAX_PROVIDED_KEYS: usize = 200_000;
 
 /// The identify agent string: `speil/<version>`.
 fn agent_version() -> String {
@@ -33,10 +33,21 @@ fn agent_version() -> String {
 /// What the swarm runs on every connection.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) kad: kad::Behaviour<ProviderStore>,
     pub(crate) identify: identify::Behaviour,
     /// Keeps "connected" true: a peer that stops answering is disconnected (see `on_ping`).
     pub(crate) ping: ping::Behaviour,
+    /// Denies a connection over `--p2p-max-connections`, `-per-peer` or `-pending-connections`.
+    limits: connection_limits::Behaviour,
+}
+
+/// libp2p's connection limits for `limits`.
+fn connection_limits(limits: &Limits) -> connection_limits::ConnectionLimits {
+    connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(limits.max_connections))
+        .with_max_established_per_peer(Some(limits.max_connections_per_peer))
+        .with_max_pending_incoming(Some(limits.max_pending_connections))
+        .with_max_pending_outgoing(Some(limits.max_pending_connections))
 }
 
 impl Behaviour {
@@ -51,12 +62,7 @@ impl Behaviour {
             .set_record_ttl(None)
             .set_publication_interval(None)
             .set_replication_interval(None);
-        let store_config = kad::store::MemoryStoreConfig {
-            max_provided_keys: MAX_PROVIDED_KEYS,
-            max_records: 0,
-            ..Default::default()
-        };
-        let store = kad::store::MemoryStore::with_config(peer_id, store_config);
+        let store = ProviderStore::new(peer_id);
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         kad.set_mode(Some(kad::Mode::Server));
         let identify = identify::Behaviour::new(
@@ -72,6 +78,7 @@ impl Behaviour {
             kad,
             identify,
             ping,
+            limits: connection_limits::Behaviour::new(connection_limits(&config.limits)),
         }
     }
 }
@@ -86,10 +93,12 @@ impl Executor for Tracked {
 }
 
 /// The swarm of a node with identity `key`: the transport of `transport.rs` (with the private
-/// network when `config` has a key) and [`Behaviour`], its connection tasks on `tasks`.
+/// network when `config` has a key, dialing only what `guard` allows) and [`Behaviour`], its
+/// connection tasks on `tasks`.
 pub(crate) fn build(
     key: Keypair,
     config: &Config,
+    guard: AddressGuard,
     tasks: &TaskTracker,
 ) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -98,6 +107,7 @@ pub(crate) fn build(
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(crate::transport::build(
                 key,
                 config.private_network,
+                guard,
             )?)
         })?
         .with_behaviour(|key| Behaviour::new(key, config))?

@@ -1,7 +1,8 @@
 //! Provider lookups: concurrent lookups of one key share one DHT query, providers reach every
 //! caller as they are found, a provider whose address is not yet known is held back until it is
 //! (the swarm task dials it by peer id to learn one), and a non-empty result is reused for a few
-//! seconds. The swarm task starts the queries and feeds in what they and the connections report;
+//! seconds. Bounded whatever peers answer: lookups of different keys at once, providers handed
+//! out per lookup, providers dialed per lookup (`Limits`). The swarm task starts the queries and feeds in what they and the connections report;
 //! this part decides who gets what and when a lookup is over.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,9 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
 use super::address_book::AddressBook;
+use crate::config::{Limit, Limits};
 use crate::messages::Provider;
+use crate::metrics::Metrics;
 
 /// How long a non-empty lookup result is reused for the same key.
 const LOOKUP_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -28,6 +31,8 @@ struct Lookup {
     seen: HashSet<PeerId>,
     /// Providers found without a known address, being dialed to learn one.
     waiting: HashSet<PeerId>,
+    /// How many providers were dialed to learn an address.
+    dialed: usize,
     /// The DHT query is over; the lookup ends once nobody is waited for.
     finished: bool,
 }
@@ -37,14 +42,36 @@ pub(super) struct Lookups<Q = QueryId> {
     running: HashMap<Q, Lookup>,
     by_key: HashMap<RecordKey, Q>,
     cache: HashMap<RecordKey, (Instant, Vec<Provider>)>,
+    limits: Limits,
+    metrics: Option<Metrics>,
 }
 
 impl<Q: Hash + Eq + Copy> Lookups<Q> {
-    pub(super) fn new() -> Self {
+    /// No lookups yet; what `limits` leaves out is counted in `metrics`.
+    pub(super) fn new(limits: Limits, metrics: Option<Metrics>) -> Self {
         Lookups {
             running: HashMap::new(),
             by_key: HashMap::new(),
             cache: HashMap::new(),
+            limits,
+            metrics,
+        }
+    }
+
+    /// Whether another lookup may start, under `--p2p-max-lookups`; counts a refusal.
+    pub(super) fn may_start(&self) -> bool {
+        let room = self.running.len() < self.limits.max_lookups;
+        if !room {
+            self.limited(Limit::LOOKUPS, 1);
+        }
+        room
+    }
+
+    fn limited(&self, limit: &'static str, n: usize) {
+        if n > 0
+            && let Some(m) = &self.metrics
+        {
+            m.limit_reached(limit, n);
         }
     }
 
@@ -83,15 +110,17 @@ impl<Q: Hash + Eq + Copy> Lookups<Q> {
                 found: Vec::new(),
                 seen: HashSet::new(),
                 waiting: HashSet::new(),
+                dialed: 0,
                 finished: false,
             },
         );
     }
 
     /// Query `id` found `providers`. Those with an address in `book` are delivered; this node
-    /// (`local`), providers seen before and providers that `is_down` are left out. Returns the
-    /// providers whose address must be learned: the caller dials them, then reports
-    /// [`resolved`](Self::resolved) or [`unreachable`](Self::unreachable).
+    /// (`local`), providers seen before and providers that `is_down` are left out, and so is
+    /// every provider past the lookup's limits. Returns the providers whose address must be
+    /// learned: the caller dials them, then reports [`resolved`](Self::resolved) or
+    /// [`unreachable`](Self::unreachable).
     pub(super) fn found(
         &mut self,
         id: Q,
@@ -103,18 +132,31 @@ impl<Q: Hash + Eq + Copy> Lookups<Q> {
         let Some(l) = self.running.get_mut(&id) else {
             return Vec::new();
         };
-        let mut to_dial = Vec::new();
-        let mut ready = Vec::new();
+        let limits = self.limits;
+        let (mut to_dial, mut ready) = (Vec::new(), Vec::new());
+        let (mut ignored, mut not_dialed) = (0, 0);
         for peer in providers {
-            if peer == local || !l.seen.insert(peer) {
+            if l.found.len() + ready.len() + l.waiting.len() >= limits.max_providers_per_lookup {
+                ignored += 1;
                 continue;
             }
+            if peer == local || l.seen.contains(&peer) {
+                continue;
+            }
+            let addrs = book.addrs(&peer);
+            if addrs.is_empty() && l.dialed >= limits.max_dials_per_lookup {
+                // Not remembered as seen, so `seen` holds no more than the limits let in.
+                not_dialed += 1;
+                continue;
+            }
+            l.seen.insert(peer);
             if is_down(&peer) {
                 tracing::debug!(%peer, "skipping a provider that stopped answering");
                 continue;
             }
-            match book.addrs(&peer) {
+            match addrs {
                 [] => {
+                    l.dialed += 1;
                     l.waiting.insert(peer);
                     to_dial.push(peer);
                 }
@@ -127,6 +169,8 @@ impl<Q: Hash + Eq + Copy> Lookups<Q> {
         for p in ready {
             l.deliver(p);
         }
+        self.limited(Limit::PROVIDERS_PER_LOOKUP, ignored);
+        self.limited(Limit::DIALS_PER_LOOKUP, not_dialed);
         to_dial
     }
 
@@ -205,6 +249,20 @@ impl Lookup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::AddressGuard;
+
+    /// A book of a node on loopback, as in tests.
+    fn book() -> AddressBook {
+        AddressBook::new(AddressGuard::new(
+            &[],
+            &["127.0.0.1:5001".parse().unwrap()],
+            None,
+        ))
+    }
+
+    fn lookups<Q: Hash + Eq + Copy>() -> Lookups<Q> {
+        Lookups::new(Limits::default(), None)
+    }
 
     fn key(s: &str) -> RecordKey {
         RecordKey::new(&s)
@@ -232,8 +290,8 @@ mod tests {
 
     #[test]
     fn concurrent_lookups_of_one_key_share_one_query() {
-        let mut l = Lookups::<u32>::new();
-        let mut book = AddressBook::default();
+        let mut l = lookups::<u32>();
+        let mut book = book();
         let (local, a) = (PeerId::random(), PeerId::random());
         book.remember(a, vec![addr(1)]);
         let (tx1, mut rx1) = mpsc::channel(8);
@@ -254,8 +312,8 @@ mod tests {
 
     #[test]
     fn a_result_is_reused_until_it_expires() {
-        let mut l = Lookups::<u32>::new();
-        let mut book = AddressBook::default();
+        let mut l = lookups::<u32>();
+        let mut book = book();
         let a = PeerId::random();
         book.remember(a, vec![addr(1)]);
         let (tx, _rx) = mpsc::channel(8);
@@ -275,7 +333,7 @@ mod tests {
 
     #[test]
     fn an_empty_result_is_not_cached() {
-        let mut l = Lookups::<u32>::new();
+        let mut l = lookups::<u32>();
         let (tx, mut rx) = mpsc::channel(8);
         l.start(1, key("k"), tx);
         l.finished(1);
@@ -286,8 +344,8 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded() {
-        let mut l = Lookups::<usize>::new();
-        let mut book = AddressBook::default();
+        let mut l = lookups::<usize>();
+        let mut book = book();
         let a = PeerId::random();
         book.remember(a, vec![addr(1)]);
         for i in 0..=LOOKUP_CACHE_MAX {
@@ -301,8 +359,8 @@ mod tests {
 
     #[test]
     fn a_provider_without_an_address_is_waited_for() {
-        let mut l = Lookups::<u32>::new();
-        let book = AddressBook::default();
+        let mut l = lookups::<u32>();
+        let book = book();
         let (a, b) = (PeerId::random(), PeerId::random());
         let (tx, mut rx) = mpsc::channel(8);
         l.start(1, key("k"), tx);
@@ -318,17 +376,11 @@ mod tests {
 
     #[test]
     fn a_provider_resolved_without_addresses_is_not_delivered() {
-        let mut l = Lookups::<u32>::new();
+        let mut l = lookups::<u32>();
         let a = PeerId::random();
         let (tx, mut rx) = mpsc::channel(8);
         l.start(1, key("k"), tx);
-        l.found(
-            1,
-            [a],
-            PeerId::random(),
-            never_down,
-            &AddressBook::default(),
-        );
+        l.found(1, [a], PeerId::random(), never_down, &book());
         l.finished(1);
         l.resolved(a, &[]);
         assert_eq!(drain(&mut rx), (vec![], true));
@@ -336,8 +388,8 @@ mod tests {
 
     #[test]
     fn providers_that_stopped_answering_are_left_out() {
-        let mut l = Lookups::<u32>::new();
-        let mut book = AddressBook::default();
+        let mut l = lookups::<u32>();
+        let mut book = book();
         let (up, down) = (PeerId::random(), PeerId::random());
         book.remember(up, vec![addr(1)]);
         book.remember(down, vec![addr(2)]);
@@ -353,18 +405,62 @@ mod tests {
     }
 
     #[test]
+    fn a_lookup_hands_out_and_dials_no_more_than_its_limits() {
+        let limits = Limits {
+            max_providers_per_lookup: 5,
+            max_dials_per_lookup: 2,
+            ..Limits::default()
+        };
+        let mut l = Lookups::<u32>::new(limits, None);
+        let mut book = book();
+        let known: Vec<PeerId> = (1..=4)
+            .map(|i| {
+                let p = PeerId::random();
+                book.remember(p, vec![addr(i)]);
+                p
+            })
+            .collect();
+        let unknown: Vec<PeerId> = (0..1000).map(|_| PeerId::random()).collect();
+        let (tx, mut rx) = mpsc::channel(64);
+        l.start(1, key("k"), tx);
+        // A peer answers with 1,000 providers of unknown address before the real ones.
+        let to_dial = l.found(1, unknown.clone(), PeerId::random(), never_down, &book);
+        assert_eq!(to_dial, unknown[..2]);
+        assert_eq!(l.running[&1].seen.len(), 2, "the ignored ones are not kept");
+        assert!(
+            l.found(1, known.clone(), PeerId::random(), never_down, &book)
+                .is_empty()
+        );
+        l.finished(1);
+        l.unreachable(unknown[0]);
+        l.unreachable(unknown[1]);
+        assert_eq!(drain(&mut rx), (known[..3].to_vec(), true));
+    }
+
+    #[test]
+    fn lookups_at_once_are_bounded() {
+        let limits = Limits {
+            max_lookups: 2,
+            ..Limits::default()
+        };
+        let mut l = Lookups::<u32>::new(limits, None);
+        for i in 0..2 {
+            assert!(l.may_start());
+            let (tx, _rx) = mpsc::channel(1);
+            l.start(i, key(&i.to_string()), tx);
+        }
+        assert!(!l.may_start());
+        l.finished(0);
+        assert!(l.may_start());
+    }
+
+    #[test]
     fn reports_for_unknown_queries_are_ignored() {
-        let mut l = Lookups::<u32>::new();
+        let mut l = lookups::<u32>();
         let a = PeerId::random();
         assert!(
-            l.found(
-                9,
-                [a],
-                PeerId::random(),
-                never_down,
-                &AddressBook::default()
-            )
-            .is_empty()
+            l.found(9, [a], PeerId::random(), never_down, &book())
+                .is_empty()
         );
         l.finished(9);
         l.unreachable(a);

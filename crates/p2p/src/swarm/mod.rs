@@ -10,6 +10,7 @@
 //! - `address_book`: where peers can be reached.
 //! - `handshakes`: failed private network handshakes, logged once per address.
 //! - `provide`: which keys are provided and the queue of records to publish.
+//! - `records`: the provider records this node holds for itself and others, bounded.
 //! - `behaviour`: the libp2p behaviour, protocol names and the swarm built from them.
 
 mod address_book;
@@ -18,6 +19,7 @@ mod dials;
 mod handshakes;
 mod lookups;
 mod provide;
+mod records;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -38,6 +40,8 @@ use self::dials::{Dials, RoundId};
 use self::handshakes::Handshakes;
 use self::lookups::Lookups;
 use self::provide::Provide;
+use crate::config::{Config, Limit};
+use crate::guard::AddressGuard;
 use crate::liveness::Liveness;
 use crate::messages::{Candidate, Command, Counts, DialFailure, DialOutcome, PeerInfo, Provider};
 use crate::metrics::Metrics;
@@ -67,19 +71,20 @@ impl EventLoop {
         metrics: Metrics,
         counts: watch::Sender<Counts>,
         listen_addrs: watch::Sender<Vec<Multiaddr>>,
-        liveness: Liveness,
+        config: &Config,
+        guard: AddressGuard,
     ) -> Self {
         EventLoop {
             swarm,
             commands,
+            lookups: Lookups::new(config.limits, Some(metrics.clone())),
             metrics,
             counts,
             listen_addrs,
             provide: Provide::new(),
-            lookups: Lookups::new(),
             dials: Dials::default(),
-            book: AddressBook::default(),
-            liveness,
+            book: AddressBook::new(guard),
+            liveness: Liveness::new(config.peer_down_for),
             handshakes: Handshakes::default(),
         }
     }
@@ -100,7 +105,7 @@ impl EventLoop {
         }
     }
 
-    fn kad(&mut self) -> &mut kad::Behaviour<kad::store::MemoryStore> {
+    fn kad(&mut self) -> &mut kad::Behaviour<records::ProviderStore> {
         &mut self.swarm.behaviour_mut().kad
     }
 
@@ -153,6 +158,10 @@ impl EventLoop {
 
     fn lookup(&mut self, key: RecordKey, reply: mpsc::Sender<Provider>) {
         if let Some(reply) = self.lookups.join(&key, reply) {
+            if !self.lookups.may_start() {
+                tracing::debug!("too many lookups at once; answering this one with no providers");
+                return; // dropping `reply` ends the lookup empty
+            }
             let id = self.kad().get_providers(key.clone());
             self.lookups.start(id, key, reply);
         }
@@ -297,7 +306,7 @@ impl EventLoop {
         self.book.opened(connection, remote.clone());
         self.handshakes.connected(remote, endpoint.is_dialer());
         if endpoint.is_dialer() {
-            self.book.remember(peer, vec![remote.clone()]);
+            self.remember(peer, vec![remote.clone()]);
         }
         tracing::debug!(%peer, address = %remote, "connected");
         self.liveness.connected(peer);
@@ -378,7 +387,7 @@ impl EventLoop {
             kad::Event::RoutingUpdated {
                 peer, addresses, ..
             } => {
-                self.book.remember(peer, addresses.into_vec());
+                self.remember(peer, addresses.into_vec());
                 self.publish_counts();
             }
             _ => self.publish_counts(),
@@ -427,11 +436,18 @@ impl EventLoop {
                 self.kad().add_address(&peer_id, a.clone());
             }
         }
-        if !addrs.is_empty() {
-            self.book.remember(peer_id, addrs);
-        }
+        self.remember(peer_id, addrs);
         self.lookups.resolved(peer_id, self.book.addrs(&peer_id));
         self.publish_counts();
+    }
+
+    /// Remembers `addrs` of `peer` in the book, counting the old ones it forgets.
+    fn remember(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let forgotten = self.book.remember(peer, addrs);
+        if forgotten > 0 {
+            self.metrics
+                .limit_reached(Limit::ADDRESSES_PER_PEER, forgotten);
+        }
     }
 
     fn routing_peers(&mut self) -> usize {

@@ -25,10 +25,39 @@ fn bad_values_name_their_flag() {
         ("--mirror-resolve-retries", "0"),
         ("--resolve-tags", "maybe"),
         ("--mirror-resolve-timeout", "fast"),
+        ("--peer-cidrs", "10.0.0.0/33"),
+        ("--peer-cidrs", "nodes"),
+        ("--p2p-max-connections", "0"),
+        ("--p2p-max-lookups", "many"),
     ] {
         let err = Cli::try_parse_from(["speil", "run", flag, value]).unwrap_err();
         assert!(err.to_string().contains(flag), "{flag}: {err}");
     }
+}
+
+#[test]
+fn router_bounds_reach_the_router() {
+    let cli = Cli::try_parse_from([
+        "speil",
+        "run",
+        "--peer-cidrs",
+        "10.0.0.0/16, fd00::/8",
+        "--p2p-max-dials-per-lookup",
+        "0",
+        "--p2p-max-connections",
+        "64",
+    ])
+    .unwrap();
+    let Command::Run(run) = cli.command else {
+        panic!("not run")
+    };
+    let bounds = &run.p2p.bounds;
+    let cidrs: Vec<String> = bounds.peer_cidrs.iter().map(ToString::to_string).collect();
+    assert_eq!(cidrs, ["10.0.0.0/16", "fd00::/8"]);
+    let limits = bounds.limits();
+    assert_eq!(limits.max_dials_per_lookup, 0);
+    assert_eq!(limits.max_connections, 64);
+    assert_eq!(limits.max_lookups, p2p::Limits::default().max_lookups);
 }
 
 /// One rule for every flag of every subcommand: `--some-flag` reads `SPEIL_SOME_FLAG`, and

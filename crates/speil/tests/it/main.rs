@@ -27,6 +27,7 @@ mod cli;
 mod cluster;
 mod containerd;
 mod containerd2;
+mod guard;
 mod health;
 mod image;
 mod mirror;

@@ -53,6 +53,8 @@ pub(super) fn p2p_config(args: &P2pArgs) -> anyhow::Result<p2p::Config> {
     config.http_bootstrap_addr = args.http_bootstrap_addr;
     config.ping_interval = args.peer_ping_interval;
     config.ping_timeout = args.peer_ping_timeout;
+    config.peer_cidrs.clone_from(&args.bounds.peer_cidrs);
+    config.limits = args.bounds.limits();
     Ok(config)
 }
 
