@@ -275,6 +275,9 @@ BAD_VALUES = [
     ({"p2pPsk": {"key": "ab" * 31}}, "/p2pPsk/key"),
     ({"p2pPsk": {"key": "zz" * 32}}, "/p2pPsk/key"),
     ({"p2pPsk": {"existingSecret": "Not_A_Name"}}, "/p2pPsk/existingSecret"),
+    ({"speil": {"peerCIDRs": ["nodes"]}}, "/speil/peerCIDRs/0"),
+    ({"speil": {"p2pMaxConnections": 0}}, "/speil/p2pMaxConnections"),
+    ({"speil": {"p2pMaxLookups": "many"}}, "/speil/p2pMaxLookups"),
 ]
 
 
@@ -389,6 +392,18 @@ def leaf_keys(values, prefix=""):
 
 # Values passed through whole to Kubernetes objects; documented as one value.
 OPAQUE_VALUES = {"resources", "updateStrategy", "nodeSelector", "networkPolicy.metricsNamespaceSelector", "affinity"}
+
+
+def test_peer_cidrs_and_router_bounds_reach_run():
+    docs = render({"speil": {"peerCIDRs": ["10.0.0.0/16", "fd00::/64"], "p2pMaxDialsPerLookup": 0}})
+    pod = find(docs, "DaemonSet", RELEASE)["spec"]["template"]["spec"]
+    env = env_of(next(c for c in pod["containers"] if c["name"] == "speil"))
+    assert env["SPEIL_PEER_CIDRS"] == "10.0.0.0/16,fd00::/64"
+    assert env["SPEIL_P2P_MAX_DIALS_PER_LOOKUP"] == "0"
+    assert env["SPEIL_P2P_MAX_CONNECTIONS"] == "512"
+    assert "SPEIL_PEER_CIDRS" not in env_of(
+        next(c for c in find(render({}), "DaemonSet", RELEASE)["spec"]["template"]["spec"]["containers"])
+    )
 
 
 def test_readme_documents_every_value():
