@@ -310,6 +310,7 @@ impl EventLoop {
         }
         tracing::debug!(%peer, address = %remote, "connected");
         self.liveness.connected(peer);
+        self.kad().store_mut().peer_back(&peer);
         self.on_dial_outcome(connection, DialOutcome::Connected(peer));
         self.lookups.resolved(peer, self.book.addrs(&peer));
         self.publish_counts();
@@ -350,6 +351,8 @@ impl EventLoop {
             if cause.is_some() {
                 self.liveness.failed(peer);
             }
+            // Its records stay, hidden from lookups until it connects again.
+            self.kad().store_mut().peer_gone(peer);
             let others = self.swarm.connected_peers().count();
             self.liveness
                 .disconnected(peer, others, timing::unix_now_secs());

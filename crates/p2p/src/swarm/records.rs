@@ -7,15 +7,26 @@
 //! keeps a key's providers in a vector sized to what the key has (about 250 bytes for one), and
 //! bounds what others can make it hold:
 //! - keys in all (`MAX_KEYS`), with expired records swept out before a new key is refused;
-//! - providers per key (`MAX_PROVIDERS_PER_KEY`, Kademlia's replication factor, as libp2p's
-//!   store; later ones are ignored, so flooding a key cannot push out its first providers);
+//! - providers per key (`MAX_PROVIDERS_PER_KEY`; later ones are ignored, so flooding a key
+//!   cannot push out its first providers);
 //! - keys one other peer provides (`MAX_KEYS_PER_PEER`): a real node advertises a few thousand;
 //! - addresses kept per record (`ADDRESSES_PER_PEER`).
 //!
 //! Speil stores no values in the DHT (only provider records), so value records are refused.
+//!
+//! Providers this node has lost every connection to are "gone": their records stay, but no
+//! lookup is answered with them until they connect again (or the records expire). A holder
+//! publishes to the nodes closest to a key and stays connected to them, so when it dies those
+//! nodes see its connection close at once. Without this, the records of dead holders would be
+//! handed out until they expire (30 minutes), and since a key keeps its first providers, the
+//! live holders that published later would not be found at all (issue 15 measured 0 providers
+//! found with 4 of 30 holders alive). A key therefore keeps many more providers than Kademlia's
+//! replication factor of 20 (most keys have a handful; an image on every node of a large
+//! cluster has one per node), and a lookup is answered with at most `MAX_PROVIDERS_ANSWERED`
+//! live ones, which keeps the answer within Kademlia's 16 KiB message limit.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use libp2p::PeerId;
@@ -26,8 +37,13 @@ use super::address_book::ADDRESSES_PER_PEER;
 
 /// Most keys with provider records, this node's own and others'.
 const MAX_KEYS: usize = 200_000;
-/// Most providers kept per key: Kademlia's replication factor.
-const MAX_PROVIDERS_PER_KEY: usize = 20;
+/// Most providers kept per key: every node of a cluster of a few hundred.
+const MAX_PROVIDERS_PER_KEY: usize = 256;
+/// Most providers a lookup of one key is answered with: about 70 bytes each in a Kademlia
+/// message, which may not exceed 16 KiB.
+const MAX_PROVIDERS_ANSWERED: usize = 64;
+/// Most peers remembered as gone.
+const MAX_GONE: usize = 10_000;
 /// Most keys one other peer may have records of here.
 const MAX_KEYS_PER_PEER: usize = 50_000;
 
@@ -39,6 +55,8 @@ pub(crate) struct ProviderStore {
     provided: HashMap<RecordKey, ProviderRecord>,
     /// How many keys each other peer has records of.
     per_peer: HashMap<PeerId, usize>,
+    /// Peers this node lost every connection to: their records are not handed out.
+    gone: HashSet<PeerId>,
 }
 
 impl ProviderStore {
@@ -49,7 +67,24 @@ impl ProviderStore {
             providers: HashMap::new(),
             provided: HashMap::new(),
             per_peer: HashMap::new(),
+            gone: HashSet::new(),
         }
+    }
+
+    /// This node lost its last connection to `peer`: hide its records until it is back.
+    pub(crate) fn peer_gone(&mut self, peer: PeerId) {
+        if !self.per_peer.contains_key(&peer) {
+            return; // it provides nothing here
+        }
+        if self.gone.len() >= MAX_GONE {
+            self.gone.clear(); // forgetting who is gone only shows their records again
+        }
+        self.gone.insert(peer);
+    }
+
+    /// `peer` is connected again: its records are handed out again.
+    pub(crate) fn peer_back(&mut self, peer: &PeerId) {
+        self.gone.remove(peer);
     }
 
     /// Removes every expired record of others, as of `now`.
@@ -142,7 +177,15 @@ impl RecordStore for ProviderStore {
     }
 
     fn providers(&self, key: &RecordKey) -> Vec<ProviderRecord> {
-        self.providers.get(key).cloned().unwrap_or_default()
+        let Some(records) = self.providers.get(key) else {
+            return Vec::new();
+        };
+        records
+            .iter()
+            .filter(|r| !self.gone.contains(&r.provider))
+            .take(MAX_PROVIDERS_ANSWERED)
+            .cloned()
+            .collect()
     }
 
     fn provided(&self) -> Self::ProvidedIter<'_> {
@@ -217,8 +260,7 @@ mod tests {
         store
             .add_provider(record(1, PeerId::random(), None))
             .unwrap();
-        let kept: Vec<PeerId> = store
-            .providers(&record(1, local, None).key)
+        let kept: Vec<PeerId> = store.providers[&record(1, local, None).key]
             .iter()
             .map(|r| r.provider)
             .collect();
@@ -228,6 +270,30 @@ mod tests {
         store.remove_provider(&record(2, local, None).key, &local);
         assert_eq!(store.provided().count(), 0);
         assert!(store.providers(&record(2, local, None).key).is_empty());
+    }
+
+    #[test]
+    fn gone_providers_are_not_handed_out_until_they_are_back() {
+        let mut store = ProviderStore::new(PeerId::random());
+        let holders: Vec<PeerId> = (0..100).map(|_| PeerId::random()).collect();
+        for p in &holders {
+            store.add_provider(record(1, *p, None)).unwrap();
+        }
+        let key = record(1, holders[0], None).key;
+        let answered = |store: &ProviderStore| -> Vec<PeerId> {
+            store.providers(&key).iter().map(|r| r.provider).collect()
+        };
+        assert_eq!(answered(&store), holders[..MAX_PROVIDERS_ANSWERED]);
+        // The holders a lookup returned die; the others are found at once.
+        for p in &holders[..MAX_PROVIDERS_ANSWERED] {
+            store.peer_gone(*p);
+        }
+        assert_eq!(answered(&store), holders[MAX_PROVIDERS_ANSWERED..]);
+        store.peer_back(&holders[0]);
+        assert_eq!(answered(&store)[0], holders[0]);
+        // A peer that provides nothing here is not remembered.
+        store.peer_gone(PeerId::random());
+        assert_eq!(store.gone.len(), MAX_PROVIDERS_ANSWERED - 1);
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod cli;
 mod cluster;
 mod containerd;
 mod containerd2;
+mod dead_holders;
 mod guard;
 mod health;
 mod image;
