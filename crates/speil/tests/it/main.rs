@@ -32,4 +32,5 @@ mod image;
 mod mirror;
 mod private_network;
 mod readme;
+mod rogue;
 mod status;
