@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::{AsyncWriteExt as _, StreamExt as _};
+use libp2p::core::muxing::SubstreamBox;
 use libp2p::identity::Keypair;
 use libp2p::pnet::PreSharedKey;
 use sha2::{Digest as _, Sha256};
@@ -274,6 +275,23 @@ impl Rogue {
             })
     }
 
+    /// A stream of `protocol` on a connection of the rogue's own identity. A node too busy to
+    /// agree on a protocol in time (libp2p gives it 10 s) drops the stream: tried 3 times.
+    async fn open_own(
+        &self,
+        protocol: &str,
+    ) -> std::io::Result<multistream_select::Negotiated<SubstreamBox>> {
+        let opener = self.own_connection()?;
+        let mut last = None;
+        for _ in 0..3 {
+            match opener.open(protocol).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried"))
+    }
+
     /// Makes the node store a provider record (the rogue, at its first listen address) for `n`
     /// random digests, and returns them (`sha256:…`, see [`dht_key`]). The records are written
     /// as ADD_PROVIDER messages one after another on one Kademlia stream, with no query, so
@@ -290,8 +308,7 @@ impl Rogue {
     /// [`Rogue::publish_providers`] for the content keys `keys`; how long writing took.
     pub async fn publish_provider_keys(&self, keys: &[String]) -> std::io::Result<Duration> {
         let started = Instant::now();
-        let opener = self.own_connection()?;
-        let mut stream = opener.open(KAD_PROTOCOL).await?;
+        let mut stream = self.open_own(KAD_PROTOCOL).await?;
         let addrs = self.shared.listen_addrs.read().unwrap().clone();
         let provider = KadPeer::new(&self.peer_id(), &addrs[..1]);
         // Written in batches of about 64 KiB: yamux's window lets the node read at its pace.
