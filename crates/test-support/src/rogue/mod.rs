@@ -164,7 +164,7 @@ pub struct Rogue {
 pub struct Opened {
     /// Connections the node accepted.
     pub established: usize,
-    /// Connections that failed, with the first few reasons.
+    /// Connections that failed (refused, broken off by the node, timed out).
     pub failed: usize,
     /// Up to 5 reasons.
     pub errors: Vec<String>,
