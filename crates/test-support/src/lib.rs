@@ -1,6 +1,6 @@
 //! Shared by Speil's tests and benchmarks: generated images, launchers of the real programs
-//! tests run (the `speil` binary, skopeo), an HTTP client, and the prerequisite check that makes
-//! a missing tool fail under CI instead of passing silently.
+//! tests run (the `speil` binary, skopeo), an HTTP client, a rogue P2P peer (`rogue`), and the
+//! prerequisite check that makes a missing tool fail under CI instead of passing silently.
 
 pub mod browser;
 pub mod containerd;
@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod net;
 pub mod prereq;
 pub mod process;
+pub mod rogue;
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut check: F) -> T

@@ -34,4 +34,5 @@ mod image;
 mod mirror;
 mod private_network;
 mod readme;
+mod rogue;
 mod status;
