@@ -39,16 +39,16 @@ impl AddressBook {
 
     /// Adds `addrs` (without `/p2p/`) that the guard allows to what is known of `peer`, the
     /// newest last; an address known already becomes the newest. Past [`ADDRESSES_PER_PEER`],
-    /// the oldest are forgotten; returns how many. When the book is full, a new peer takes the
+    /// the oldest are forgotten; returns them. When the book is full, a new peer takes the
     /// place of an arbitrary one.
-    pub(super) fn remember(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> usize {
+    pub(super) fn remember(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
         let addrs: Vec<Multiaddr> = addrs
             .into_iter()
             .map(without_peer_id)
             .filter(|a| self.guard.check(a).is_ok())
             .collect();
         if addrs.is_empty() {
-            return 0;
+            return Vec::new();
         }
         if self.peers.len() >= ADDRESS_BOOK_MAX
             && !self.peers.contains_key(&peer)
@@ -62,8 +62,7 @@ impl AddressBook {
             entry.push(a);
         }
         let over = entry.len().saturating_sub(ADDRESSES_PER_PEER);
-        entry.drain(..over);
-        over
+        entry.drain(..over).collect()
     }
 
     /// The known addresses of `peer`; empty when none.
@@ -160,7 +159,10 @@ mod tests {
         let many: Vec<Multiaddr> = (1..=20)
             .map(|i| addr(&format!("/ip4/10.0.1.{i}/tcp/5001")))
             .collect();
-        assert_eq!(book.remember(p, many.clone()), 20 - ADDRESSES_PER_PEER);
+        assert_eq!(
+            book.remember(p, many.clone()),
+            many[..20 - ADDRESSES_PER_PEER]
+        );
         assert_eq!(book.addrs(&p), &many[20 - ADDRESSES_PER_PEER..]);
         // Seen again, an old address becomes the newest; the oldest goes.
         book.remember(p, vec![many[12].clone()]);

@@ -33,6 +33,8 @@ struct Lookup {
     waiting: HashSet<PeerId>,
     /// How many providers were dialed to learn an address.
     dialed: usize,
+    /// A limit left a provider out: more answers would only be ignored.
+    enough: bool,
     /// The DHT query is over; the lookup ends once nobody is waited for.
     finished: bool,
 }
@@ -111,6 +113,7 @@ impl<Q: Hash + Eq + Copy> Lookups<Q> {
                 seen: HashSet::new(),
                 waiting: HashSet::new(),
                 dialed: 0,
+                enough: false,
                 finished: false,
             },
         );
@@ -120,7 +123,8 @@ impl<Q: Hash + Eq + Copy> Lookups<Q> {
     /// (`local`), providers seen before and providers that `is_down` are left out, and so is
     /// every provider past the lookup's limits. Returns the providers whose address must be
     /// learned: the caller dials them, then reports [`resolved`](Self::resolved) or
-    /// [`unreachable`](Self::unreachable).
+    /// [`unreachable`](Self::unreachable). Once a limit left a provider out, the lookup has all
+    /// it will take: [`has_enough`](Self::has_enough) says so, and the caller ends the query.
     pub(super) fn found(
         &mut self,
         id: Q,
@@ -169,9 +173,15 @@ impl<Q: Hash + Eq + Copy> Lookups<Q> {
         for p in ready {
             l.deliver(p);
         }
+        l.enough |= ignored + not_dialed > 0;
         self.limited(Limit::PROVIDERS_PER_LOOKUP, ignored);
         self.limited(Limit::DIALS_PER_LOOKUP, not_dialed);
         to_dial
+    }
+
+    /// Whether query `id`'s lookup has all it will take (a limit left a provider out).
+    pub(super) fn has_enough(&self, id: Q) -> bool {
+        self.running.get(&id).is_some_and(|l| l.enough)
     }
 
     /// `peer`, whose address was being learned, is known at `addrs` now: delivered to the
@@ -426,6 +436,7 @@ mod tests {
         // A peer answers with 1,000 providers of unknown address before the real ones.
         let to_dial = l.found(1, unknown.clone(), PeerId::random(), never_down, &book);
         assert_eq!(to_dial, unknown[..2]);
+        assert!(l.has_enough(1), "a limit was reached: the query may end");
         assert_eq!(l.running[&1].seen.len(), 2, "the ignored ones are not kept");
         assert!(
             l.found(1, known.clone(), PeerId::random(), never_down, &book)

@@ -182,6 +182,13 @@ impl EventLoop {
                 self.lookups.unreachable(peer);
             }
         }
+        if self.lookups.has_enough(id)
+            && let Some(mut query) = self.kad().query_mut(&id)
+        {
+            // Kademlia would go on asking every peer it was told of, the providers among them
+            // (a peer naming 1,000 made-up providers would have them all dialed): stop it.
+            query.finish();
+        }
     }
 
     // ---- bootstrap dials ----
@@ -444,12 +451,19 @@ impl EventLoop {
         self.publish_counts();
     }
 
-    /// Remembers `addrs` of `peer` in the book, counting the old ones it forgets.
+    /// Remembers `addrs` of `peer` in the book. The old addresses it forgets are counted and
+    /// removed from Kademlia's routing table too, which keeps every address it is given: a peer
+    /// announcing thousands would otherwise make each update cost more than the one before.
     fn remember(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
         let forgotten = self.book.remember(peer, addrs);
-        if forgotten > 0 {
-            self.metrics
-                .limit_reached(Limit::ADDRESSES_PER_PEER, forgotten);
+        if forgotten.is_empty() {
+            return;
+        }
+        self.metrics
+            .limit_reached(Limit::ADDRESSES_PER_PEER, forgotten.len());
+        for a in &forgotten {
+            // Never its last one: the book keeps the newest, which Kademlia has too.
+            self.kad().remove_address(&peer, a);
         }
     }
 

@@ -44,8 +44,9 @@ const MAX_PROVIDERS_PER_KEY: usize = 256;
 const MAX_PROVIDERS_ANSWERED: usize = 64;
 /// Most peers remembered as gone.
 const MAX_GONE: usize = 10_000;
-/// Most keys one other peer may have records of here.
-const MAX_KEYS_PER_PEER: usize = 50_000;
+/// Most keys one other peer may have records of here: a node holding a thousand images of 20
+/// digests each; about 10 MiB of records.
+const MAX_KEYS_PER_PEER: usize = 20_000;
 
 /// Provider records by key, this node's own among them.
 pub(crate) struct ProviderStore {

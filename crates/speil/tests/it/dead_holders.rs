@@ -44,9 +44,8 @@ async fn when_the_holders_a_lookup_found_die_the_survivors_are_found_within_30_s
     })
     .await;
     let found: HashSet<String> = found.into_iter().collect();
-    let (dead, alive): (Vec<_>, Vec<_>) = nodes
-        .into_iter()
-        .partition(|n| found.contains(&n.peer_id));
+    let (dead, alive): (Vec<_>, Vec<_>) =
+        nodes.into_iter().partition(|n| found.contains(&n.peer_id));
     assert_eq!(alive.len(), HOLDERS - found.len());
     drop(dead);
 
