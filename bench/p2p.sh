@@ -41,6 +41,11 @@ mkdir -p "$SCRATCH/layouts"
 for i in $(seq 1 "$NODES"); do
     "$GEN" "$SCRATCH/layouts/$i" blob 1 >/dev/null
 done
+# Every node but the last also holds one popular image (the same bytes on each).
+"$GEN" "$SCRATCH/popular" image example.com/bench/popular:1 1KiB >/dev/null
+for i in $(seq 1 $((NODES - 1))); do
+    cp -r "$SCRATCH/popular/blobs" "$SCRATCH/layouts/$i/" 2>/dev/null || true
+done
 SIZES=$(for _ in $(seq 1 200); do printf '1KiB '; done)
 # shellcheck disable=SC2086
 "$GEN" "$SCRATCH/layouts/1" image example.com/bench/many:1.0 $SIZES >/dev/null
@@ -152,6 +157,56 @@ for i in $(seq 1 "$NODES"); do
     SELF_DIALS=$((SELF_DIALS + ${v%.*}))
 done
 
+echo "==> connections per node"
+CONNS=$(for i in $(seq 1 "$NODES"); do
+    curl -s "http://$NET.$i:9090/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["peers"]["connected"])'
+done | sort -n)
+CONN_MEDIAN=$(median <<<"$CONNS")
+CONN_MAX=$(tail -1 <<<"$CONNS")
+
+echo "==> killing the holders of the popular image that a lookup found"
+POPULAR=$(python3 - "$SCRATCH/popular" <<'PY'
+import json, sys
+root = sys.argv[1]
+top = json.load(open(f"{root}/index.json"))["manifests"][0]["digest"]
+print(json.load(open(f"{root}/blobs/sha256/{top[7:]}"))["layers"][0]["digest"])
+PY
+)
+SEEKER=$NODES
+: >"$SCRATCH/peer-ids"
+for i in $(seq 1 "$NODES"); do
+    echo "$(curl -s "http://$NET.$i:9090/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["node"]["peer_id"])') $i" >>"$SCRATCH/peer-ids"
+done
+FOUND_IDS=$(curl -s "http://$NET.$SEEKER:9090/debug/lookup?key=$POPULAR" \
+    | python3 -c 'import json, sys; print("\n".join(p["peer"] for p in json.load(sys.stdin)["providers"]))')
+KILLED=0
+for id in $FOUND_IDS; do
+    i=$(awk -v id="$id" '$1 == id {print $2}' "$SCRATCH/peer-ids")
+    [[ -n $i ]] || continue
+    kill "${NODE_PIDS[i]}" 2>/dev/null || true
+    wait "${NODE_PIDS[i]}" 2>/dev/null || true
+    echo "$id" >>"$SCRATCH/dead-ids"
+    KILLED=$((KILLED + 1))
+done
+# Until a lookup from the seeker names a holder still alive (or 60 s).
+REPAIR=$(python3 - "$NET.$SEEKER" "$POPULAR" "$SCRATCH/dead-ids" <<'PY'
+import json, sys, time, urllib.request
+seeker, key, dead = sys.argv[1], sys.argv[2], set(open(sys.argv[3]).read().split())
+started = time.time()
+while time.time() - started < 60:
+    with urllib.request.urlopen(f"http://{seeker}:9090/debug/lookup?key={key}", timeout=5) as r:
+        ids = [p["peer"] for p in json.load(r)["providers"]]
+    if any(i not in dead for i in ids):
+        print(f"{time.time() - started:.1f}")
+        sys.exit()
+    time.sleep(0.5)
+print("never")
+PY
+)
+PULL=$(curl -s -o /dev/null -w '%{http_code}' -D "$SCRATCH/pull-headers" \
+    "http://$NET.$SEEKER:5000/v2/bench/popular/blobs/$POPULAR?ns=example.com")
+PULL_SOURCE=$(awk -F': ' 'tolower($1) == "x-speil-source" {print $2}' "$SCRATCH/pull-headers" | tr -d '\r')
+
 echo
 printf '%-44s %12s %10s %s\n' "measure" "speil" "target" ""
 printf '%-44s %12s %10s %s\n' "$NODES nodes all connected after last start, s" "$CONVERGED" "<= 10" "$(verdict "$CONVERGED" 10 "<=")"
@@ -162,4 +217,9 @@ printf '%-44s %12s %10s %s\n' "RSS of an idle node, MiB (median of $NODES)" "$(m
 printf '%-44s %12s %10s %s\n' "RSS of an idle node, MiB (largest of $NODES)" "$(mib "$MAX_IDLE")" "<= 20" "$(verdict "$(mib "$MAX_IDLE")" 20 "<=")"
 printf '%-44s %12s %10s %s\n' "idle CPU per node, ms/s (mean of $NODES)" "$IDLE_CPU" "" ""
 printf '%-44s %12s %10s %s\n' "self dials, all nodes" "$SELF_DIALS" "0" ""
+printf '%-44s %12s %10s %s\n' "connections per node (median of $NODES)" "$CONN_MEDIAN" "" ""
+printf '%-44s %12s %10s %s\n' "connections per node (largest of $NODES)" "$CONN_MAX" "<= 50" "$(verdict "$CONN_MAX" 50 "<=")"
+printf '%-44s %12s %10s %s\n' "popular holders killed (a lookup's, of $((NODES - 1)))" "$KILLED" "" ""
+printf '%-44s %12s %10s %s\n' "then a lookup finds a live holder after, s" "$REPAIR" "<= 30" "$( [[ $REPAIR == never ]] && echo MISSED || verdict "$REPAIR" 30 "<=")"
+printf '%-44s %12s %10s %s\n' "pull through the seeker after the kill" "$PULL ${PULL_SOURCE:-}" "200 peer" ""
 echo "($SPEIL, peer ping interval ${PING_INTERVAL:-none}, idle window ${IDLE_WINDOW} s)"
