@@ -28,6 +28,7 @@ mod cluster;
 mod containerd;
 mod containerd2;
 mod health;
+mod http_abuse;
 mod image;
 mod mirror;
 mod private_network;
