@@ -23,6 +23,7 @@ use super::Shared;
 use super::watch::{Timeout, Watch, Watched};
 use crate::error::{ApiError, Limit};
 use crate::held::hold;
+use crate::metrics::Metrics;
 
 /// Request headers larger than this are refused (431): a registry request's headers are a
 /// few hundred bytes, and the limit caps the buffer each connection may make the node hold.
@@ -65,7 +66,10 @@ pub(super) async fn serve(
         // Ours, in `watch.rs`: hyper's would also close idle connections after it.
         .header_read_timeout(None)
         .max_header_size(MAX_HEADER_BYTES);
-    let open = shared.metrics.as_ref().map(|m| m.connection_opened());
+    let open = (!over)
+        .then_some(shared.metrics.as_ref())
+        .flatten()
+        .map(Metrics::connection_opened);
     let end = drive(builder.serve_connection(io, service), &watch, &shutdown).await;
     if let End::TimedOut(why) = end {
         tracing::debug!(reason = why.as_str(), "closed a connection");
