@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./registry.sh
+./abuse.sh
 ./p2p.sh
 ./mirror.sh
 ./containerd.sh

@@ -15,8 +15,8 @@ use crate::Registry;
 use crate::error::ApiError;
 use crate::handlers::PEER_ID_HEADER;
 
-/// The paths answered without credentials: the kubelet's probes.
-const OPEN_PATHS: [&str; 2] = ["/readyz", "/livez"];
+/// The paths answered without credentials, and over the port's limits: the kubelet's probes.
+pub const OPEN_PATHS: [&str; 2] = ["/readyz", "/livez"];
 
 /// Lets a request through when the registry needs no credentials, the path is a health
 /// endpoint, or the request carries the credentials; answers 401 otherwise.

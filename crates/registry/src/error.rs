@@ -5,6 +5,31 @@ use axum::response::{IntoResponse, Response};
 use oci::{ErrorBody, ErrorCode, Kind, PathError};
 use serde_json::json;
 
+/// A limit of the registry port, over which a request is answered 503 at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Requests being answered at once.
+    Requests,
+    /// Open connections.
+    Connections,
+    /// Requests this node forwards to peers at once.
+    MirrorTransfers,
+}
+
+impl Limit {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Requests => "requests",
+            Limit::Connections => "connections",
+            Limit::MirrorTransfers => "mirror_transfers",
+        }
+    }
+}
+
+/// What a client over a limit is told to wait before asking again, in seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
 /// Why a registry request was not answered with content.
 #[derive(Debug)]
 pub enum ApiError {
@@ -28,6 +53,9 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The request lacks the registry's credentials (`--basic-auth-file`).
     Unauthorized,
+    /// The node is at one of its limits: 503 with `Retry-After`, so containerd moves on to the
+    /// next host (upstream) at once instead of waiting.
+    Busy(Limit),
     /// The store failed; logged, and never caused by the request.
     Store(store::Error),
 }
@@ -92,6 +120,20 @@ impl ApiError {
                     .to_owned(),
                 serde_json::Value::Null,
             ),
+            ApiError::Busy(limit) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TooManyRequests,
+                match limit {
+                    Limit::Requests => "this node answers as many requests as it may at once",
+                    Limit::Connections => "this node has as many connections open as it may",
+                    Limit::MirrorTransfers => {
+                        "this node forwards as many requests to peers as it may at once"
+                    }
+                }
+                .to_owned()
+                    + "; try again later, or another host",
+                json!({ "limit": limit.as_str() }),
+            ),
             ApiError::Store(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::Unknown,
@@ -123,6 +165,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            ApiError::Busy(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
             }
             _ => {}
         }

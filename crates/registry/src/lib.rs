@@ -5,8 +5,10 @@ mod auth;
 mod error;
 mod filter;
 pub(crate) mod handlers;
+mod held;
 mod metrics;
 pub mod mirror;
+mod server;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,14 +19,14 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use store::ContentStore;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-pub use error::ApiError;
+pub use auth::OPEN_PATHS;
+pub use error::{ApiError, Limit};
 pub use filter::{FilterError, Filters};
 pub use handlers::PEER_ID_HEADER;
 pub use metrics::{Activity, LastMirror, Metrics};
 pub use mirror::Mirror;
+pub use server::{Bounds, REJECTING, Server, serve};
 
 /// Answers whether the node is ready for traffic, and if not, why (shown by `/readyz`).
 pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -95,23 +97,6 @@ impl Registry {
             .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
             .with_state(state)
     }
-}
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and lets
-/// in-flight responses finish (the caller bounds how long it waits for that).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
-        // Small manifest responses must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }
 
 /// Counts every request by handler, method and status, and times it to its response headers.

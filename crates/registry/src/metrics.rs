@@ -52,7 +52,19 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     resolve: Histogram,
     peer_failures: Family<ReasonLabels, Counter>,
+    rejected: Family<ReasonLabels, Counter>,
+    closed: Family<ReasonLabels, Counter>,
+    connections: Gauge,
     activity: Arc<Mutex<Activity>>,
+}
+
+/// An open connection, counted in the open connections gauge until dropped.
+pub(crate) struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Where a manifest or blob request was answered from.
@@ -144,7 +156,11 @@ impl Metrics {
             "Peers that failed a mirrored request, by reason: connect, timeout, status, bad_response, digest_mismatch, body",
             Clone::clone(&peer_failures),
         );
+        let (rejected, closed, connections) = register_bounds(registry);
         Metrics {
+            rejected,
+            closed,
+            connections,
             requests,
             durations,
             bytes,
@@ -221,6 +237,26 @@ impl Metrics {
         });
     }
 
+    /// Counts a request or connection refused over `limit`.
+    pub(crate) fn rejected(&self, limit: crate::error::Limit) {
+        self.rejected
+            .get_or_create(&ReasonLabels {
+                reason: limit.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection closed by a timeout (`header_timeout`, `idle_timeout`).
+    pub(crate) fn timed_out(&self, reason: &'static str) {
+        self.closed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts an open connection until the returned guard is dropped.
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
+        self.connections.inc();
+        OpenConnection(self.connections.clone())
+    }
+
     pub(crate) fn peer_failure(&self, reason: &'static str) {
         self.peer_failures
             .get_or_create(&ReasonLabels { reason })
@@ -249,6 +285,36 @@ impl Metrics {
     pub(crate) fn bytes_counter(&self, source: &'static str) -> Counter {
         self.bytes.get_or_create(&BytesLabels { source }).clone()
     }
+}
+
+/// The metrics of the registry port's bounds: rejections by limit, connections closed by a
+/// timeout, open connections.
+fn register_bounds(
+    registry: &mut Registry,
+) -> (
+    Family<ReasonLabels, Counter>,
+    Family<ReasonLabels, Counter>,
+    Gauge,
+) {
+    let rejected = Family::default();
+    registry.register(
+        "speil_registry_rejected",
+        "Requests and connections answered 503 (or closed) over a limit, by reason: requests, connections, mirror_transfers",
+        Clone::clone(&rejected),
+    );
+    let closed = Family::default();
+    registry.register(
+        "speil_registry_connections_closed",
+        "Registry connections closed by a timeout, by reason: header_timeout, idle_timeout",
+        Clone::clone(&closed),
+    );
+    let connections = Gauge::default();
+    registry.register(
+        "speil_registry_connections",
+        "Open registry connections within the connection limit",
+        connections.clone(),
+    );
+    (rejected, closed, connections)
 }
 
 /// A bounded label for a method: anything unusual is `other`, so clients cannot grow the series.

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod bounds;
 mod p2p_bounds;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub(crate) use bounds::BoundsArgs;
 pub(crate) use p2p_bounds::P2pBoundArgs;
 pub(crate) use values::{basic_auth, p2p_psk};
 use values::{
@@ -102,6 +104,9 @@ pub(crate) struct RunArgs {
     /// measure action that pulls a reference through this node.
     #[arg(long, env = "SPEIL_DEBUG_WEB", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) debug_web: bool,
+
+    #[command(flatten)]
+    pub(crate) bounds: BoundsArgs,
 
     #[command(flatten)]
     pub(crate) p2p: P2pArgs,
@@ -201,6 +206,15 @@ pub(crate) struct MirrorArgs {
     /// left out of every request.
     #[arg(long, env = "SPEIL_MIRROR_PEER_QUARANTINE", default_value = "30s", value_parser = duration)]
     pub(crate) mirror_peer_quarantine: Duration,
+
+    /// Requests forwarded to peers at once; one more is answered 503 with Retry-After, and
+    /// containerd goes to the next host (upstream).
+    ///
+    /// 64: a pull asks for a few layers at a time, and each forwarded blob holds a connection to
+    /// a peer and a hash; a node forwarding 64 blobs at once is pulling a whole rollout through
+    /// itself, and sending the rest upstream is cheaper than queueing them.
+    #[arg(long, env = "SPEIL_MIRROR_MAX_TRANSFERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) mirror_max_transfers: u32,
 }
 
 /// Flags of the P2P router and its bootstrap.

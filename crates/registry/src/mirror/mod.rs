@@ -26,7 +26,7 @@ use oci::{DistributionPath, Kind, Reference};
 use p2p::Provider;
 use tokio::sync::mpsc;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Limit};
 use crate::metrics::Metrics;
 use peers::Peers;
 pub use request::MIRRORED_HEADER;
@@ -60,6 +60,7 @@ impl Mirror {
         Mirror {
             inner: Arc::new(Inner {
                 router,
+                transfers: Arc::new(tokio::sync::Semaphore::new(config.max_transfers)),
                 client,
                 authorization,
                 config,
@@ -70,8 +71,25 @@ impl Mirror {
         }
     }
 
-    /// Serves `path` from a peer: `Err(ApiError::Unknown)` when no peer has it in time.
+    /// Serves `path` from a peer: `Err(ApiError::Unknown)` when no peer has it in time,
+    /// `Err(ApiError::Busy)` when as many requests as the configuration allows are forwarded
+    /// already (counted until their bodies are done).
     pub(crate) async fn serve(
+        &self,
+        path: &DistributionPath,
+        head: bool,
+        headers: &HeaderMap,
+    ) -> Result<Response, ApiError> {
+        let Ok(slot) = self.inner.transfers.clone().try_acquire_owned() else {
+            self.inner.metrics.rejected(Limit::MirrorTransfers);
+            return Err(ApiError::Busy(Limit::MirrorTransfers));
+        };
+        let response = self.forward(path, head, headers).await?;
+        Ok(crate::held::hold(response, slot))
+    }
+
+    /// [`Mirror::serve`] within a transfer slot.
+    async fn forward(
         &self,
         path: &DistributionPath,
         head: bool,

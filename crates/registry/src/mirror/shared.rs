@@ -46,6 +46,9 @@ pub struct Config {
     pub resolve_tags: bool,
     /// The credentials peers' registries require (`--basic-auth-file`; the same on every node).
     pub basic_auth: Option<oci::BasicAuth>,
+    /// Requests forwarded to peers at once (`--mirror-max-transfers`); one more is answered 503,
+    /// and containerd goes upstream.
+    pub max_transfers: usize,
 }
 
 /// Why one peer did not serve a request, as a metrics label.
@@ -80,6 +83,8 @@ impl Failure {
 
 pub(crate) struct Inner {
     pub(super) router: p2p::Router,
+    /// A slot per request forwarded to peers, held until its response body is done.
+    pub(super) transfers: std::sync::Arc<tokio::sync::Semaphore>,
     pub(super) client: Client<HttpConnector, Empty<Bytes>>,
     /// The `Authorization` header sent to peers, made once from `config.basic_auth`.
     pub(super) authorization: Option<HeaderValue>,

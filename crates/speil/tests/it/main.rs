@@ -30,6 +30,7 @@ mod containerd2;
 mod dead_holders;
 mod guard;
 mod health;
+mod http_abuse;
 mod image;
 mod mirror;
 mod private_network;

@@ -2,6 +2,7 @@
 //! checking what clap cannot check alone (flags that depend on each other).
 
 use anyhow::bail;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use crate::cli::{BootstrapKind, MirrorArgs, P2pArgs};
 
@@ -74,5 +75,22 @@ pub(super) fn mirror_config(
         quarantine: args.mirror_peer_quarantine,
         resolve_tags: args.resolve_tags,
         basic_auth,
+        max_transfers: args.mirror_max_transfers as usize,
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit, as Go does since 1.19: the registry's
+/// connection limit, not a soft limit of 1024 set for programs that use `select`, is then what
+/// a flood of connections meets. Logged at DEBUG; a failure changes nothing.
+pub(super) fn raise_open_files_limit() {
+    let raised = getrlimit(Resource::RLIMIT_NOFILE).and_then(|(soft, hard)| {
+        if soft < hard {
+            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        }
+        Ok(hard.max(soft))
+    });
+    match raised {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::debug!(error = %e, "could not raise the open files limit"),
     }
 }

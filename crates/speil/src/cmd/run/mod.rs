@@ -33,6 +33,7 @@ pub(crate) fn main(args: RunArgs, announce: Option<String>) -> anyhow::Result<()
 }
 
 async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
+    config::raise_open_files_limit();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     crate::shutdown::on_signal(shutdown.clone(), &tasks).context("installing signal handlers")?;
@@ -69,11 +70,12 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
         filters,
         config::mirror_config(&args.mirror, registry_addr.port(), basic_auth.clone()),
     );
-    tasks.spawn(registry::serve(
-        registry_listener,
-        http,
-        shutdown.child_token(),
-    ));
+    tasks.spawn(
+        registry::Server::new(args.bounds.bounds())
+            .with_metrics(registry_metrics.clone())
+            .with_open_paths(&registry::OPEN_PATHS)
+            .serve(registry_listener, http, shutdown.child_token()),
+    );
     let admin = crate::admin::router(crate::admin::Admin {
         metrics,
         router: router.clone(),
