@@ -6,7 +6,7 @@
 //! own one piece of state and never touch the network themselves, and carries out what they
 //! ask for (start a query, dial a peer):
 //! - `lookups`: provider lookups (shared queries, the result cache, providers waited for).
-//! - `dials`: bootstrap dial rounds and their outcomes.
+//! - `dials`: bootstrap dial rounds and their outcomes; `rounds` dials them.
 //! - `address_book`: where peers can be reached.
 //! - `handshakes`: failed private network handshakes, logged once per address.
 //! - `provide`: which keys are provided and the queue of records to publish.
@@ -20,6 +20,7 @@ mod handshakes;
 mod lookups;
 mod provide;
 mod records;
+mod rounds;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -31,19 +32,19 @@ use libp2p::metrics::Recorder as _;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionError, ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::address_book::AddressBook;
 use self::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use self::dials::{Dials, RoundId};
+use self::dials::Dials;
 use self::handshakes::Handshakes;
 use self::lookups::Lookups;
 use self::provide::Provide;
 use crate::config::{Config, Limit};
 use crate::guard::AddressGuard;
 use crate::liveness::Liveness;
-use crate::messages::{Candidate, Command, Counts, DialFailure, DialOutcome, PeerInfo, Provider};
+use crate::messages::{Command, Counts, DialFailure, DialOutcome, PeerInfo, Provider};
 use crate::metrics::Metrics;
 
 /// How often queued publications, the lookup cache and abandoned rounds are looked after.
@@ -188,71 +189,6 @@ impl EventLoop {
             // Kademlia would go on asking every peer it was told of, the providers among them
             // (a peer naming 1,000 made-up providers would have them all dialed): stop it.
             query.finish();
-        }
-    }
-
-    // ---- bootstrap dials ----
-
-    fn dial_round(&mut self, candidates: Vec<Candidate>, reply: oneshot::Sender<Vec<DialOutcome>>) {
-        let round = self.dials.start(candidates.len(), reply);
-        for (i, c) in candidates.into_iter().enumerate() {
-            if let Some(peer) = self.connected_at(&c) {
-                self.dials.set(round, i, DialOutcome::Connected(peer));
-                self.metrics.candidate("connected");
-                continue;
-            }
-            let opts = match c.peer {
-                Some(peer) => DialOpts::peer_id(peer)
-                    .addresses(vec![c.addr.clone()])
-                    .build(),
-                None => DialOpts::unknown_peer_id().address(c.addr.clone()).build(),
-            };
-            let connection = opts.connection_id();
-            self.metrics.candidate("dialed");
-            match self.swarm.dial(opts) {
-                Ok(()) => {
-                    tracing::debug!(address = %c.addr, "dialing bootstrap candidate");
-                    self.dials.dialing(connection, round, i);
-                }
-                Err(e) => {
-                    self.metrics.candidate("failed");
-                    tracing::debug!(address = %c.addr, error = %e, "bootstrap dial failed");
-                    self.dials
-                        .set(round, i, DialOutcome::Failed(DialFailure::from(&e)));
-                }
-            }
-        }
-        self.answer_if_complete(round);
-    }
-
-    /// The peer already connected at `candidate`'s address, if any.
-    fn connected_at(&self, candidate: &Candidate) -> Option<PeerId> {
-        let peer = candidate.peer?;
-        self.swarm.is_connected(&peer).then_some(peer).or_else(|| {
-            self.book
-                .connected_at(&candidate.addr, |p| self.swarm.is_connected(p))
-        })
-    }
-
-    fn on_dial_outcome(&mut self, connection: ConnectionId, outcome: DialOutcome) {
-        let label = match &outcome {
-            DialOutcome::Connected(_) => "connected",
-            DialOutcome::Failed(_) => "failed",
-            DialOutcome::ItsMe => "self_dial",
-        };
-        if let Some(round) = self.dials.ended(connection, outcome) {
-            self.metrics.candidate(label);
-            self.answer_if_complete(round);
-        }
-    }
-
-    fn answer_if_complete(&mut self, round: RoundId) {
-        if let Some(answer) = self.dials.complete(round) {
-            if answer.connected() {
-                // Fill the routing table from the new peers.
-                let _ = self.kad().bootstrap();
-            }
-            answer.send();
         }
     }
 
