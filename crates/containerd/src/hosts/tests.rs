@@ -264,6 +264,26 @@ fn prepend_skips_an_original_host_speil_now_owns() {
 }
 
 #[test]
+fn prepend_skips_an_original_that_is_not_utf8() {
+    // Found by fuzzing (crates/fuzz/regressions/hosts_merge/original_not_utf8): such a file
+    // failed the whole configure, where a file that is not TOML is skipped with a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let original = b"[host.\"https://m\xff\"]\ncapabilities = [\"pull\"]\n";
+    fs::create_dir_all(dir.path().join("ghcr.io")).unwrap();
+    fs::write(dir.path().join("ghcr.io/hosts.toml"), original).unwrap();
+    let mut cfg = config(dir.path(), &["ghcr.io"]);
+    cfg.prepend_existing = true;
+    configure(&cfg).unwrap();
+    let text = read(dir.path().join("ghcr.io/hosts.toml"));
+    assert!(!text.contains("https://m"), "{text}");
+    cleanup(dir.path()).unwrap();
+    assert_eq!(
+        fs::read(dir.path().join("ghcr.io/hosts.toml")).unwrap(),
+        original
+    );
+}
+
+#[test]
 fn cleanup_restores_the_directory_byte_for_byte() {
     for prepend in [false, true] {
         let dir = tempfile::tempdir().unwrap();
