@@ -1,7 +1,7 @@
 //! Every fuzz target on the committed seeds, on every past finding (`regressions/<target>/`, one
 //! file per finding, named after what it found) and on mutations of the seeds, so CI keeps the
 //! targets compiling and the findings fixed. `FUZZ_MUTATIONS` sets how many mutated inputs each
-//! target gets (default 2000).
+//! target gets (default 500).
 
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,7 @@ fn mutated_seeds_keep_every_property() {
     let rounds: usize = std::env::var("FUZZ_MUTATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(500);
     for t in TARGETS {
         let seeds: Vec<Vec<u8>> = inputs("seeds", t.name)
             .iter()
