@@ -87,7 +87,7 @@ pub(crate) fn hosts_merge(data: &[u8]) {
     assert_eq!(names(&original_dir), ["ca.pem", "hosts.toml"]);
     assert_eq!(fs::read(original_dir.join("hosts.toml")).unwrap(), original);
     assert_eq!(fs::read(original_dir.join("ca.pem")).unwrap(), CA);
-    fs::remove_dir_all(&root).unwrap();
+    fs::remove_dir_all(root.parent().unwrap()).unwrap();
 }
 
 /// The directories containerd looks in for `name`, in its order.
