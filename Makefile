@@ -1,5 +1,5 @@
 # Everyday commands. `make test` is what CI runs.
-.PHONY: fmt lint test bench build static image codegen
+.PHONY: fmt lint test bench fuzz build static image codegen
 
 build:
 	cargo build --release -p speil
@@ -28,3 +28,7 @@ test:
 
 bench:
 	./bench/run.sh
+
+# Every fuzz target under AFL++ for FUZZ_SECONDS (default 60) each; see docs/fuzzing.md.
+fuzz:
+	./bench/fuzz.sh

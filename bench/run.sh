@@ -8,3 +8,4 @@ cd "$(dirname "$0")"
 ./mirror.sh
 ./containerd.sh
 ./health.sh
+./fuzz.sh

@@ -34,13 +34,17 @@ pub(super) fn original_hosts(backup: &Path, name: &str) -> Result<Option<Origina
             continue;
         }
         let file = dir.join(HOSTS_FILE);
-        let text = match fs::read_to_string(&file) {
-            Ok(text) => text,
+        let bytes = match fs::read(&file) {
+            Ok(bytes) => bytes,
             // A directory of Docker-style certificate files only: containerd stops here too.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&file)(e)),
         };
-        return match text.parse::<DocumentMut>() {
+        // TOML is UTF-8: other bytes are as invalid as a syntax error, not a reason to fail.
+        let parsed = std::str::from_utf8(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|text| text.parse::<DocumentMut>().map_err(|e| e.to_string()));
+        return match parsed {
             Ok(doc) => Ok(Some(Original { dir, doc })),
             Err(error) => {
                 // containerd itself ignores such a file; so does Speil, but says so.

@@ -264,6 +264,52 @@ fn prepend_skips_an_original_host_speil_now_owns() {
 }
 
 #[test]
+fn prepend_skips_an_original_that_is_not_utf8() {
+    // Found by fuzzing (crates/fuzz/regressions/hosts_merge/original_not_utf8): such a file
+    // failed the whole configure, where a file that is not TOML is skipped with a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let original = b"[host.\"https://m\xff\"]\ncapabilities = [\"pull\"]\n";
+    fs::create_dir_all(dir.path().join("ghcr.io")).unwrap();
+    fs::write(dir.path().join("ghcr.io/hosts.toml"), original).unwrap();
+    let mut cfg = config(dir.path(), &["ghcr.io"]);
+    cfg.prepend_existing = true;
+    configure(&cfg).unwrap();
+    let text = read(dir.path().join("ghcr.io/hosts.toml"));
+    assert!(!text.contains("https://m"), "{text}");
+    cleanup(dir.path()).unwrap();
+    assert_eq!(
+        fs::read(dir.path().join("ghcr.io/hosts.toml")).unwrap(),
+        original
+    );
+}
+
+#[test]
+fn prepend_skips_references_that_are_no_certificate_file() {
+    // Found by fuzzing (crates/fuzz/regressions/hosts_merge/reference_*): an empty path or one
+    // through a file failed the whole configure, and `ca = "hosts.toml"` copied the original
+    // over Speil's file at every run.
+    for reference in [
+        "",
+        ".",
+        "./ca.pem/",
+        "ca.pem/x",
+        "hosts.toml",
+        "./hosts.toml",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let original = format!("[host.\"https://m\"]\nca = {reference:?}\n");
+        write(dir.path().join("ghcr.io/hosts.toml"), &original);
+        write(dir.path().join("ghcr.io/ca.pem"), "cert");
+        let mut cfg = config(dir.path(), &["ghcr.io"]);
+        cfg.prepend_existing = true;
+        configure(&cfg).unwrap_or_else(|e| panic!("{reference:?}: {e}"));
+        let again = configure(&cfg).unwrap();
+        assert!(again.written.is_empty(), "{reference:?}: {again:?}");
+        assert!(read(dir.path().join("ghcr.io/hosts.toml")).starts_with(MARKER));
+    }
+}
+
+#[test]
 fn cleanup_restores_the_directory_byte_for_byte() {
     for prepend in [false, true] {
         let dir = tempfile::tempdir().unwrap();

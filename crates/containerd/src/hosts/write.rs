@@ -145,18 +145,36 @@ pub(super) fn copy_referenced(
         tracing::warn!(path = %rel.display(), "certificate path leaves its host directory; not copied");
         return Ok(());
     }
+    let named: PathBuf = rel
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    if named == Path::new(HOSTS_FILE) {
+        // The host file itself, which Speil's own file replaces: copying it would overwrite
+        // Speil's file at every run.
+        return Ok(());
+    }
     let source = from.join(rel);
-    let bytes = match fs::read(&source) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    // An empty path or one naming a directory is no certificate file either (containerd would
+    // fail to read it too): warned about, never a reason to fail.
+    let permissions = match fs::metadata(&source) {
+        Ok(meta) if meta.is_file() => meta.permissions(),
+        Ok(_) => {
+            tracing::warn!(path = %source.display(), "referenced certificate path is not a file; not copied");
+            return Ok(());
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             tracing::warn!(path = %source.display(), "referenced certificate file is missing; not copied");
             return Ok(());
         }
         Err(e) => return Err(io_err(&source)(e)),
     };
-    let permissions = fs::metadata(&source)
-        .map_err(io_err(&source))?
-        .permissions();
+    let bytes = fs::read(&source).map_err(io_err(&source))?;
     let dest = to.join(rel);
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent).map_err(io_err(parent))?;

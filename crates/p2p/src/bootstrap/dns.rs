@@ -58,15 +58,7 @@ impl Resolver {
     /// ready.
     pub(crate) async fn candidates(&self, port: u16) -> Result<Vec<Candidate>, DiscoveryError> {
         match self.resolver.lookup_ip(self.source.domain.as_str()).await {
-            Ok(lookup) => {
-                let mut ips: Vec<IpAddr> = lookup.iter().collect();
-                ips.sort();
-                ips.dedup();
-                Ok(ips
-                    .into_iter()
-                    .map(|ip| Candidate::at(SocketAddr::new(ip, port)))
-                    .collect())
-            }
+            Ok(lookup) => Ok(candidates_at(lookup.iter(), port)),
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
             Err(e) => Err(DiscoveryError::Dns {
                 name: self.source.domain.clone(),
@@ -74,4 +66,15 @@ impl Resolver {
             }),
         }
     }
+}
+
+/// The candidates DNS answered with: each distinct IP once, in order, at `port`. Public so that
+/// the fuzz targets (`crates/fuzz`) can feed it the addresses of decoded DNS answers.
+pub fn candidates_at(ips: impl IntoIterator<Item = IpAddr>, port: u16) -> Vec<Candidate> {
+    let mut ips: Vec<IpAddr> = ips.into_iter().collect();
+    ips.sort();
+    ips.dedup();
+    ips.into_iter()
+        .map(|ip| Candidate::at(SocketAddr::new(ip, port)))
+        .collect()
 }

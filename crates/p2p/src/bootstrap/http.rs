@@ -106,8 +106,14 @@ pub(crate) async fn candidates(
     .map_err(|_| fail("body not sent in time".into()))?
     .map_err(|e| fail(format!("reading the body: {e}")))?
     .to_bytes();
-    let doc: IdDocument = serde_json::from_slice(&body)
-        .map_err(|e| fail(format!("expected {{\"id\": …, \"addrs\": […]}}: {e}")))?;
+    document_candidates(&body)
+        .map_err(|e| fail(format!("expected {{\"id\": …, \"addrs\": […]}}: {e}")))
+}
+
+/// The candidates a `/id` document names: each address with the document's peer id. Public so
+/// that the fuzz targets (`crates/fuzz`) can feed it documents without an HTTP server.
+pub fn document_candidates(body: &[u8]) -> Result<Vec<Candidate>, serde_json::Error> {
+    let doc: IdDocument = serde_json::from_slice(body)?;
     Ok(doc
         .addrs
         .into_iter()

@@ -14,5 +14,6 @@ pub(crate) mod state;
 
 pub use crate::addr::{socket_addr, tcp_multiaddr};
 pub use crate::messages::Candidate;
+pub use dns::candidates_at;
 pub use source::{DiscoveryError, DnsSource, Source, SourceKind};
 pub use state::{NotReady, Round, State};
