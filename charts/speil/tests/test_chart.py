@@ -278,6 +278,8 @@ BAD_VALUES = [
     ({"speil": {"peerCIDRs": ["nodes"]}}, "/speil/peerCIDRs/0"),
     ({"speil": {"p2pMaxConnections": 0}}, "/speil/p2pMaxConnections"),
     ({"speil": {"p2pMaxLookups": "many"}}, "/speil/p2pMaxLookups"),
+    ({"speil": {"registryMaxRequests": 0}}, "/speil/registryMaxRequests"),
+    ({"speil": {"registryHeaderTimeout": "10"}}, "/speil/registryHeaderTimeout"),
 ]
 
 
@@ -394,13 +396,15 @@ def leaf_keys(values, prefix=""):
 OPAQUE_VALUES = {"resources", "updateStrategy", "nodeSelector", "networkPolicy.metricsNamespaceSelector", "affinity"}
 
 
-def test_peer_cidrs_and_router_bounds_reach_run():
+def test_peer_cidrs_and_bounds_reach_run():
     docs = render({"speil": {"peerCIDRs": ["10.0.0.0/16", "fd00::/64"], "p2pMaxDialsPerLookup": 0}})
     pod = find(docs, "DaemonSet", RELEASE)["spec"]["template"]["spec"]
     env = env_of(next(c for c in pod["containers"] if c["name"] == "speil"))
     assert env["SPEIL_PEER_CIDRS"] == "10.0.0.0/16,fd00::/64"
     assert env["SPEIL_P2P_MAX_DIALS_PER_LOOKUP"] == "0"
     assert env["SPEIL_P2P_MAX_CONNECTIONS"] == "512"
+    assert env["SPEIL_REGISTRY_MAX_REQUESTS"] == "256"
+    assert env["SPEIL_REGISTRY_IDLE_TIMEOUT"] == "120s"
     assert "SPEIL_PEER_CIDRS" not in env_of(
         next(c for c in find(render({}), "DaemonSet", RELEASE)["spec"]["template"]["spec"]["containers"])
     )

@@ -142,14 +142,24 @@ pub(crate) fn basic_auth(file: Option<&std::path::Path>) -> anyhow::Result<Optio
             file.display()
         ))
     };
-    let content = std::fs::read_to_string(file).map_err(|e| refused(e.to_string()))?;
+    let content = read_small(file, "a user:password file").map_err(refused)?;
     oci::BasicAuth::parse(&content)
         .map(Some)
         .map_err(|e| refused(e.to_string()))
 }
 
-/// Largest `--p2p-psk-file` read: a key file is under 100 bytes.
-const MAX_PSK_FILE: u64 = 4096;
+/// Largest credentials or key file read: either is under 100 bytes in practice.
+const MAX_SECRET_FILE: u64 = 4096;
+
+/// The content of `file`, refused past [`MAX_SECRET_FILE`] bytes (it is not `what`), so a flag
+/// pointed at the wrong file never reads it whole.
+fn read_small(file: &std::path::Path, what: &str) -> Result<String, String> {
+    let size = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    if size > MAX_SECRET_FILE {
+        return Err(format!("{size} bytes: not {what}"));
+    }
+    std::fs::read_to_string(file).map_err(|e| e.to_string())
+}
 
 /// The private network's key in the file of `--p2p-psk-file`, when given. A file that cannot be
 /// read or is not in the swarm.key format is a bad value naming the flag and the file, never its
@@ -158,15 +168,8 @@ pub(crate) fn p2p_psk(file: Option<&std::path::Path>) -> anyhow::Result<Option<p
     let Some(file) = file else { return Ok(None) };
     let refused =
         |why: String| super::bad_value(anyhow::anyhow!("--p2p-psk-file {}: {why}", file.display()));
-    let size = std::fs::metadata(file)
-        .map_err(|e| refused(e.to_string()))?
-        .len();
-    if size > MAX_PSK_FILE {
-        return Err(refused(format!(
-            "{size} bytes: not a key file (a swarm.key file is under 100 bytes)"
-        )));
-    }
-    let content = std::fs::read_to_string(file).map_err(|e| refused(e.to_string()))?;
+    let content =
+        read_small(file, "a key file (a swarm.key file is under 100 bytes)").map_err(refused)?;
     content
         .parse()
         .map(Some)

@@ -173,6 +173,15 @@ fn a_basic_auth_file_that_is_not_user_colon_password_is_refused_without_showing_
         "user:password",
         "only-a-secret-token",
     );
+    // A flag pointed at a large file (a log, a tarball) is refused without reading it whole.
+    let large = format!("user:{}\n", "secret-".repeat(1000));
+    std::fs::write(&file, &large).unwrap();
+    crate::cli::assert_file_refused(
+        "--basic-auth-file",
+        &file,
+        "bytes: not a user:password",
+        "secret-",
+    );
 }
 
 on_each_containerd!(containerd_pulls_with_the_credentials_configure_wrote);
