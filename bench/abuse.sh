@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The cost of the registry port's guards, side by side in one run: manifest GET req/s and p99
-# latency without credentials, with --basic-auth-file (every request checked), and without
-# credentials while 2,000 connections that never finish their headers are open.
+# latency without credentials, with --basic-auth-file (every request checked), without
+# credentials while 2,000 connections that never finish their headers are open, and while the
+# rogue peer of test-support (rogue-flood) floods the node's router with provider records,
+# connections and listen addresses.
 #
 #   bench/abuse.sh   (SPEIL_BIN=… to measure another build; as root, to install wrk)
 source "$(dirname "$0")/lib.sh"
@@ -15,6 +17,7 @@ echo "==> building speil (release)"
 cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
 SPEIL=${SPEIL_BIN:-$TARGET/release/speil}
 GEN="$TARGET/release/gen-layout"
+FLOODER="$TARGET/release/rogue-flood"
 
 DIR="$SCRATCH/layout"
 IMAGE=example.com/bench/app:1.0
@@ -86,10 +89,23 @@ FDS=$(ls "/proc/$OPEN_PID/fd" | wc -l)
 read -r F_RPS F_P99 < <(measure -H "$ACCEPT" "http://$OPEN$PATH_M")
 kill "$FLOOD" 2>/dev/null || true
 
+echo "==> the same while the rogue peer floods the router"
+"${CLIENT_CPU[@]}" "$FLOODER" 127.0.0.1:15101 - >"$SCRATCH/rogue.out" 2>&1 &
+PIDS+=("$!")
+ROGUE=$!
+for _ in $(seq 1 600); do grep -q "^round 1:" "$SCRATCH/rogue.out" && break; sleep 0.1; done
+grep -q "^round 1:" "$SCRATCH/rogue.out" || { echo "bench: the rogue peer did not flood: $(cat "$SCRATCH/rogue.out")" >&2; exit 1; }
+read -r R_RPS R_P99 < <(measure -H "$ACCEPT" "http://$OPEN$PATH_M")
+ROUNDS=$(grep -c "^round" "$SCRATCH/rogue.out")
+ROGUE_RSS=$(rss_kib "$OPEN_PID")
+kill "$ROGUE" 2>/dev/null || true
+
 echo
 printf '%-44s %12s %10s\n' "manifest GET (64 connections)" "req/s" "p99 ms"
 printf '%-44s %12s %10s\n' "no credentials" "$O_RPS" "$O_P99"
 printf '%-44s %12s %10s\n' "--basic-auth-file, credentials checked" "$A_RPS" "$A_P99"
 printf '%-44s %12s %10s\n' "no credentials, 2,000 slow connections open" "$F_RPS" "$F_P99"
+printf '%-44s %12s %10s\n' "no credentials, rogue peer flooding the router" "$R_RPS" "$R_P99"
 printf 'ratio with/without credentials: %s req/s\n' "$(ratio "$A_RPS" "$O_RPS")"
 printf 'descriptors of the node with the slow connections open: %s\n' "$FDS"
+printf 'rogue flood: %s rounds of 10,000 records, 100 connections and 3,000 addresses; node RSS %s MiB at the end\n' "$ROUNDS" "$(mib "$ROGUE_RSS")"
