@@ -14,8 +14,8 @@
 # Options (environment):
 #   NODES=10               nodes (at least 3)
 #   IMAGES="10MiB:1 10MiB:4 100MiB:1 100MiB:4 1GiB:1 1GiB:4"   TOTAL:LAYERS of each test image
-#   NODE_RATE=1gbit        every node's link to the bridge, each direction (tc tbf)
-#   WAN_RATE=200mbit       the upstream registry's link, each direction
+#   NODE_RATE=2gbit        every node's link to the bridge, each direction (tc tbf)
+#   WAN_RATE=500mbit       the upstream registry's link, each direction
 #   CONTAINERD=1.6         1.6 (Debian's) or 2 (containerd 2.x from scripts/containerd2.sh)
 #   SPEIL_BIN=...          another speil binary
 #   LOGS_DIR=DIR           keep every log, host file and per-node result there (all else is removed)
@@ -44,8 +44,8 @@ if $QUICK; then
 else
     NODES=${NODES:-10}
     IMAGES=${IMAGES:-"10MiB:1 10MiB:4 100MiB:1 100MiB:4 1GiB:1 1GiB:4"}
-    NODE_RATE=${NODE_RATE:-1gbit}
-    WAN_RATE=${WAN_RATE:-200mbit}
+    NODE_RATE=${NODE_RATE:-2gbit}
+    WAN_RATE=${WAN_RATE:-500mbit}
 fi
 CONTAINERD=${CONTAINERD:-1.6}
 ((NODES >= 3 && NODES <= 250)) || { echo "bench: NODES must be 3 to 250" >&2; exit 2; }
@@ -94,7 +94,7 @@ echo "==> building speil, gen-layout and cri-pull ($PROFILE)"
 if [[ $PROFILE == release ]]; then
     cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
 else
-    cargo build -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
+    cargo build -q --locked -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
 fi
 SPEIL=${SPEIL_BIN:-$TARGET/$PROFILE/speil}
 GEN=$TARGET/$PROFILE/gen-layout
