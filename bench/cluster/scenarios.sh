@@ -62,6 +62,16 @@ served_since() { # served_since FROM
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+# The machine's busy and total CPU ticks so far (/proc/stat), and the busy share since a sample:
+# a pass near 100% was limited by the two cores, not by the shaped links.
+cpu_sample() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+cpu_busy_since() { # cpu_busy_since "BUSY TOTAL"
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$1"
+    read -r b1 t1 < <(cpu_sample)
+    awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f%%", (t > 0 ? 100 * b / t : 0) }'
+}
+
 # check_pull OUT I: the pull's line is there and names image I's config digest (containerd
 # verified every blob by digest; the image id it returns is the config's).
 check_pull() {
@@ -94,8 +104,9 @@ wait_findable() {
 
 # rolling I PASS REGISTRY: one node after another pulls image I from REGISTRY.
 rolling() {
-    local i=$1 pass=$2 registry=$3 n from out
+    local i=$1 pass=$2 registry=$3 n from out cpu
     from=$(wc -l <"$UPSTREAM_LOG")
+    cpu=$(cpu_sample)
     : >"$RESULTS/$i-$pass"
     for n in $(seq 1 "$NODES"); do
         out="$RESULTS/$i-$pass-n$n"
@@ -108,14 +119,15 @@ rolling() {
         [[ $pass == speil-rolling ]] && ((n < NODES)) && wait_findable "$i" "$n"
     done
     served_since "$from" >"$RESULTS/$i-$pass.bytes"
-    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass")"
+    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass")(CPU busy $(cpu_busy_since "$cpu"))"
 }
 
 # creation I PASS: every node pulls image I from the upstream at the same moment.
 creation() {
-    local i=$1 pass=$2 n from t0 out
+    local i=$1 pass=$2 n from t0 out cpu
     local -a pids
     from=$(wc -l <"$UPSTREAM_LOG")
+    cpu=$(cpu_sample)
     : >"$RESULTS/$i-$pass"
     t0=$(now_ms)
     for n in $(seq 1 "$NODES"); do
@@ -130,7 +142,7 @@ creation() {
     done
     echo $(($(now_ms) - t0)) >"$RESULTS/$i-$pass.wall"
     served_since "$from" >"$RESULTS/$i-$pass.bytes"
-    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass") all done after $(cat "$RESULTS/$i-$pass.wall")"
+    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass") all done after $(cat "$RESULTS/$i-$pass.wall") (CPU busy $(cpu_busy_since "$cpu"))"
 }
 
 # Every pass of image I, each from cold nodes: without Speil (upstream, then the reference
