@@ -60,6 +60,12 @@ served_since() { # served_since FROM
         END { printf "%d\n", s }'
 }
 
+# What the upstream's link sent since COUNT (tx_bytes), headers included: the access log's
+# figure seen from the wire.
+wire_since() { # wire_since COUNT
+    awk -v b=$(($(tx_bytes up) - $1)) 'BEGIN { printf "upstream link sent %.1f MB", b / 1e6 }'
+}
+
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # The machine's busy and total CPU ticks so far (/proc/stat), and the busy share since a sample:
@@ -104,9 +110,9 @@ wait_findable() {
 
 # rolling I PASS REGISTRY: one node after another pulls image I from REGISTRY.
 rolling() {
-    local i=$1 pass=$2 registry=$3 n from out cpu
+    local i=$1 pass=$2 registry=$3 n from out cpu wire
     from=$(wc -l <"$UPSTREAM_LOG")
-    cpu=$(cpu_sample)
+    cpu=$(cpu_sample) wire=$(tx_bytes up)
     : >"$RESULTS/$i-$pass"
     for n in $(seq 1 "$NODES"); do
         out="$RESULTS/$i-$pass-n$n"
@@ -119,15 +125,15 @@ rolling() {
         [[ $pass == speil-rolling ]] && ((n < NODES)) && wait_findable "$i" "$n"
     done
     served_since "$from" >"$RESULTS/$i-$pass.bytes"
-    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass")(CPU busy $(cpu_busy_since "$cpu"))"
+    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass")(CPU busy $(cpu_busy_since "$cpu"), $(wire_since "$wire"))"
 }
 
 # creation I PASS: every node pulls image I from the upstream at the same moment.
 creation() {
-    local i=$1 pass=$2 n from t0 out cpu
+    local i=$1 pass=$2 n from t0 out cpu wire
     local -a pids
     from=$(wc -l <"$UPSTREAM_LOG")
-    cpu=$(cpu_sample)
+    cpu=$(cpu_sample) wire=$(tx_bytes up)
     : >"$RESULTS/$i-$pass"
     t0=$(now_ms)
     for n in $(seq 1 "$NODES"); do
@@ -142,7 +148,7 @@ creation() {
     done
     echo $(($(now_ms) - t0)) >"$RESULTS/$i-$pass.wall"
     served_since "$from" >"$RESULTS/$i-$pass.bytes"
-    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass") all done after $(cat "$RESULTS/$i-$pass.wall") (CPU busy $(cpu_busy_since "$cpu"))"
+    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass") all done after $(cat "$RESULTS/$i-$pass.wall") (CPU busy $(cpu_busy_since "$cpu"), $(wire_since "$wire"))"
 }
 
 # Every pass of image I, each from cold nodes: without Speil (upstream, then the reference
