@@ -57,7 +57,7 @@ served_since() { # served_since FROM
         match($0, /"GET [^"]*" [0-9]+ [0-9]+/) {
             split(substr($0, RSTART, RLENGTH), f, " "); s += f[5]
         }
-        END { printf "%d\n", s }'
+        END { printf "%.0f\n", s }'
 }
 
 # What the upstream's link sent since COUNT (tx_bytes), headers included: the access log's
