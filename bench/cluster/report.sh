@@ -83,6 +83,9 @@ assert_quick() {
         # The claim: with Speil, a rolling update takes the image from the upstream about once.
         served=$(cat "$RESULTS/$i-speil-rolling.bytes")
         ((served * 10 <= IMG_BYTES[i] * 11)) || { echo "bench: with Speil the upstream served $served bytes, more than 1.1 copies of ${IMG_BYTES[i]}" >&2; exit 1; }
+        # And the other nodes got it from their peers (every byte verified by the node on the way).
+        served=$(cat "$RESULTS/$i-speil-rolling.peer")
+        ((served >= (NODES - 1) * IMG_BYTES[i])) || { echo "bench: the nodes got $served bytes from peers, less than $((NODES - 1)) copies of ${IMG_BYTES[i]}" >&2; exit 1; }
     done
-    echo "quick: every pull succeeded on every node with the image's config digest; with Speil the upstream served the image once per rolling update"
+    echo "quick: every pull succeeded on every node with the image's config digest; with Speil the upstream served the image once per rolling update and the other nodes got it from peers"
 }

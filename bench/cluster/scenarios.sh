@@ -108,6 +108,25 @@ wait_findable() {
     done
 }
 
+# Bytes all Speil nodes streamed to their containerd from peers, and peers that failed a
+# request (each quarantined), from their /metrics: how much of a Speil pass the mirror carried.
+peer_counters() {
+    local n
+    for n in $(seq 1 "$NODES"); do admin_get "$n" /metrics; done | awk '
+        /^speil_mirror_bytes_total\{.*source="peer"/ { b += $NF }
+        /^speil_mirror_peer_failures_total/ { f += $NF }
+        END { printf "%.0f %.0f\n", b, f }'
+}
+
+# The per-pass line's end for a Speil pass; empty for the others.
+peer_note() { # peer_note I PASS
+    [[ $2 == speil-* ]] || return 0
+    local bytes failures
+    read -r bytes failures < <(peer_counters)
+    echo "$bytes" >"$RESULTS/$1-$2.peer"
+    awk -v b="$bytes" -v f="$failures" 'BEGIN { printf ", from peers %.1f MB, peer failures %d", b / 1e6, f }'
+}
+
 # rolling I PASS REGISTRY: one node after another pulls image I from REGISTRY.
 rolling() {
     local i=$1 pass=$2 registry=$3 n from out cpu wire
@@ -125,7 +144,7 @@ rolling() {
         [[ $pass == speil-rolling ]] && ((n < NODES)) && wait_findable "$i" "$n"
     done
     served_since "$from" >"$RESULTS/$i-$pass.bytes"
-    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass")(CPU busy $(cpu_busy_since "$cpu"), $(wire_since "$wire"))"
+    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass")(CPU busy $(cpu_busy_since "$cpu"), $(wire_since "$wire")$(peer_note "$i" "$pass"))"
 }
 
 # creation I PASS: every node pulls image I from the upstream at the same moment.
@@ -148,7 +167,7 @@ creation() {
     done
     echo $(($(now_ms) - t0)) >"$RESULTS/$i-$pass.wall"
     served_since "$from" >"$RESULTS/$i-$pass.bytes"
-    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass") all done after $(cat "$RESULTS/$i-$pass.wall") (CPU busy $(cpu_busy_since "$cpu"), $(wire_since "$wire"))"
+    echo "    $pass (ms): $(tr '\n' ' ' <"$RESULTS/$i-$pass") all done after $(cat "$RESULTS/$i-$pass.wall") (CPU busy $(cpu_busy_since "$cpu"), $(wire_since "$wire")$(peer_note "$i" "$pass"))"
 }
 
 # Every pass of image I, each from cold nodes: without Speil (upstream, then the reference
