@@ -108,23 +108,27 @@ wait_findable() {
     done
 }
 
-# Bytes all Speil nodes streamed to their containerd from peers, and peers that failed a
-# request (each quarantined), from their /metrics: how much of a Speil pass the mirror carried.
+# Bytes all Speil nodes streamed to their containerd from peers, peers that failed a request
+# (each quarantined), and the local misses with their mean time to a provider or to the 404,
+# from the nodes' /metrics: how much of a Speil pass the mirror carried, and what it cost.
 peer_counters() {
     local n
     for n in $(seq 1 "$NODES"); do admin_get "$n" /metrics; done | awk '
         /^speil_mirror_bytes_total\{.*source="peer"/ { b += $NF }
         /^speil_mirror_peer_failures_total/ { f += $NF }
-        END { printf "%.0f %.0f\n", b, f }'
+        /^speil_resolve_duration_seconds_sum/ { rs += $NF }
+        /^speil_resolve_duration_seconds_count/ { rc += $NF }
+        END { printf "%.0f %.0f %.0f %.1f\n", b, f, rc, (rc > 0 ? rs / rc * 1000 : 0) }'
 }
 
 # The per-pass line's end for a Speil pass; empty for the others.
 peer_note() { # peer_note I PASS
     [[ $2 == speil-* ]] || return 0
-    local bytes failures
-    read -r bytes failures < <(peer_counters)
+    local bytes failures resolves resolve_ms
+    read -r bytes failures resolves resolve_ms < <(peer_counters)
     echo "$bytes" >"$RESULTS/$1-$2.peer"
-    awk -v b="$bytes" -v f="$failures" 'BEGIN { printf ", from peers %.1f MB, peer failures %d", b / 1e6, f }'
+    awk -v b="$bytes" -v f="$failures" -v r="$resolves" -v ms="$resolve_ms" \
+        'BEGIN { printf ", from peers %.1f MB, peer failures %d, %d local misses resolved in %.1f ms on average", b / 1e6, f, r, ms }'
 }
 
 # rolling I PASS REGISTRY: one node after another pulls image I from REGISTRY.
