@@ -65,8 +65,8 @@ need dnsmasq dnsmasq-base
 need curl curl
 need jq jq
 
-# Processes first (the exit trap of lib.sh stops them by pid), then the namespaces, then the
-# scratch directory. INT and TERM exit through the same trap.
+# On any exit: every process this run started, by pid (replacing lib.sh's trap, whose cleanup it
+# ends with), then the namespaces, then the scratch directory. INT and TERM exit through it too.
 # shellcheck disable=SC2317  # called by the trap
 cluster_cleanup() {
     local status=$?
