@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Programs the tests run for real, by Debian package.
-PACKAGES=(containerd runc skopeo curl dnsmasq-base chromium buildah iproute2 python3-venv)
+PACKAGES=(containerd runc skopeo curl dnsmasq-base chromium buildah iproute2 python3-venv docker-registry jq)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -66,6 +66,18 @@ fi
 SPEIL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/speil" "$venv/bin/python" -m pytest -q -p no:cacheprovider charts/speil/tests
 # The chart-driven cluster test (crates/speil/tests/it/chart.rs) renders with the same Helm.
 export SPEIL_CHART_PYTHON="$venv/bin/python"
+
+# The cluster benchmark's quick mode (bench/cluster/run.sh --quick): three nodes in network
+# namespaces, each with its own containerd and Speil, one small image pulled through the CRI.
+# It asserts that every pull succeeded and that with Speil the upstream served the image once
+# per rolling update, never a time. It takes the debug build made above (no release build).
+echo "==> cluster benchmark, quick mode (bench/cluster/run.sh --quick)"
+if [[ $(id -u) == 0 ]]; then
+    ./bench/cluster/run.sh --quick
+else
+    echo "==> skipped: the cluster benchmark needs root (network namespaces)" >&2
+    [[ ${CI:-} == true ]] && exit 1
+fi
 
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
