@@ -84,12 +84,21 @@ pub(crate) async fn distribution(
         state.metrics.answered(from_peer, Outcome::NotFound);
         return Err(unknown());
     }
-    if let Some(mut response) = serve_local(&state, &path, head, &headers).await? {
+    let local = match serve_local(&state, &path, head, &headers).await? {
+        Some(response) => Some((response, "local")),
+        // Only a peer is served a download under way: the node's own containerd would wait
+        // on the very download it asks for.
+        None if from_peer => serve_in_flight(&state, &path, head, &headers)
+            .await?
+            .map(|r| (r, "in-flight")),
+        None => None,
+    };
+    if let Some((mut response, source)) = local {
         state.metrics.content_request(registry, true);
         state.metrics.answered(from_peer, Outcome::Local);
         response.headers_mut().insert(
             HeaderName::from_static(SOURCE_HEADER),
-            HeaderValue::from_static("local"),
+            HeaderValue::from_static(source),
         );
         return Ok(response);
     }
@@ -133,19 +142,59 @@ async fn serve_local(
             reference: path.reference.to_string(),
         });
     }
+    serve_content(state, path, &digest, content, head, headers, false).await
+}
+
+/// A blob a peer asks for while this node's containerd is still downloading it, served as it
+/// is written (see `store::follow`); `None` when no such download is under way.
+async fn serve_in_flight(
+    state: &Registry,
+    path: &DistributionPath,
+    head: bool,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let (Reference::Digest(digest), Kind::Blob) = (&path.reference, path.kind) else {
+        return Ok(None);
+    };
+    let Some(content) = state.store.open_in_flight(digest).await? else {
+        return Ok(None);
+    };
+    state.metrics.in_flight.served();
+    serve_content(state, path, digest, content, head, headers, true).await
+}
+
+/// The answer with `content` opened from this node's store, whole or the range `headers` ask
+/// for; `None` when the content went away since it was opened.
+async fn serve_content(
+    state: &Registry,
+    path: &DistributionPath,
+    digest: &Digest,
+    content: store::Content,
+    head: bool,
+    headers: &HeaderMap,
+    in_flight: bool,
+) -> Result<Option<Response>, ApiError> {
     let range = requested_range(path.kind, headers, content.size)?;
     let length = range.map_or(content.size, |(first, last)| last - first + 1);
-    let builder = local_headers(path.kind, &digest, &content, range, length);
+    let builder = local_headers(path.kind, digest, &content, range, length);
     let body = if head {
         Body::empty()
     } else {
         let Some(stream) = content.stream(range).await? else {
             return Ok(None);
         };
-        let served = state.metrics.bytes_counter("local");
-        Body::from_stream(stream.inspect_ok(move |b| {
+        let served = state
+            .metrics
+            .bytes_counter(if in_flight { "in_flight" } else { "local" });
+        let stream = stream.inspect_ok(move |b| {
             served.inc_by(b.len() as u64);
-        }))
+        });
+        if in_flight {
+            let metrics = state.metrics.in_flight.clone();
+            Body::from_stream(stream.inspect_err(move |e| metrics.ended_early(e)))
+        } else {
+            Body::from_stream(stream)
+        }
     };
     let mut response = builder.body(body).expect("headers built from valid values");
     if head {

@@ -6,6 +6,7 @@ mod error;
 mod filter;
 pub(crate) mod handlers;
 mod held;
+mod in_flight;
 mod metrics;
 pub mod mirror;
 mod server;

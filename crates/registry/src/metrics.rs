@@ -56,6 +56,8 @@ pub struct Metrics {
     closed: Family<ReasonLabels, Counter>,
     connections: Gauge,
     activity: Arc<Mutex<Activity>>,
+    /// Downloads shared while under way.
+    pub(crate) in_flight: crate::in_flight::InFlightMetrics,
 }
 
 /// An open connection, counted in the open connections gauge until dropped.
@@ -157,7 +159,9 @@ impl Metrics {
             Clone::clone(&peer_failures),
         );
         let (rejected, closed, connections) = register_bounds(registry);
+        let in_flight = crate::in_flight::InFlightMetrics::register(registry);
         Metrics {
+            in_flight,
             rejected,
             closed,
             connections,

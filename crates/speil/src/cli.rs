@@ -8,12 +8,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bounds;
+mod in_flight;
 mod p2p_bounds;
 #[cfg(test)]
 mod tests;
 mod values;
 
 pub(crate) use bounds::BoundsArgs;
+pub(crate) use in_flight::InFlightArgs;
 pub(crate) use p2p_bounds::P2pBoundArgs;
 pub(crate) use values::{basic_auth, p2p_psk};
 use values::{
@@ -215,6 +217,9 @@ pub(crate) struct MirrorArgs {
     /// itself, and sending the rest upstream is cheaper than queueing them.
     #[arg(long, env = "SPEIL_MIRROR_MAX_TRANSFERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(crate) mirror_max_transfers: u32,
+
+    #[command(flatten)]
+    pub(crate) in_flight: InFlightArgs,
 }
 
 /// Flags of the P2P router and its bootstrap.

@@ -7,6 +7,7 @@
 mod content;
 pub mod events;
 mod file_stream;
+mod growing;
 pub mod layout;
 mod listing;
 mod oci_dir;
@@ -22,6 +23,7 @@ use futures::Stream;
 use oci::{Digest, ImageReference, Kind};
 
 pub use content::{Content, Deferred, open_file};
+pub use growing::{Follow, Writer, follow};
 pub use listing::Listing;
 pub use oci_dir::OciDir;
 
@@ -40,6 +42,15 @@ pub struct Image {
     /// itself, the manifests an index lists, configs and layers. Content the image references
     /// but the store lacks is left out, so it is never advertised.
     pub contents: Vec<Digest>,
+}
+
+/// A download under way into a store: containerd's ingest of a layer it is pulling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingest {
+    /// The size the content will have.
+    pub total: u64,
+    /// The bytes written so far.
+    pub written: u64,
 }
 
 /// A change in what a store holds, as [`ContentStore::watch`] reports it.
@@ -104,4 +115,17 @@ pub trait ContentStore: Send + Sync + 'static {
     /// Changes to the store: [`Event::Listed`] first, then changes as they happen. The stream
     /// ends when the store shuts down or the receiver is dropped.
     fn watch(&self) -> tokio::sync::mpsc::Receiver<Event>;
+
+    /// The download of `digest` under way into the store, when there is one whose size is
+    /// known; `None` otherwise, and always for a store that cannot tell.
+    async fn ingest(&self, _digest: &Digest) -> Result<Option<Ingest>, Error> {
+        Ok(None)
+    }
+
+    /// Opens `digest` while its download is under way, to be served to a peer as it grows
+    /// (see [`follow`]); `None` when no such download exists. Never for the node's own
+    /// containerd: it would wait on the very download it is asking for.
+    async fn open_in_flight(&self, _digest: &Digest) -> Result<Option<Content>, Error> {
+        Ok(None)
+    }
 }

@@ -12,6 +12,7 @@ pub mod net;
 pub mod prereq;
 pub mod process;
 pub mod rogue;
+pub mod throttle;
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut check: F) -> T

@@ -9,10 +9,11 @@
 //!
 //! This file holds the store and its [`ContentStore`] answers; `shared.rs` the configuration and
 //! the state the parts share; `connection.rs` the loop that keeps the snapshot current and
-//! reconnects, `listing.rs` the listing itself, and `read.rs` opening content on disk or over
-//! gRPC.
+//! reconnects, `listing.rs` the listing itself, `read.rs` opening content on disk or over
+//! gRPC, and `ingest.rs` finding and opening downloads under way.
 
 mod connection;
+mod ingest;
 mod listing;
 mod read;
 mod shared;
@@ -26,7 +27,7 @@ use async_trait::async_trait;
 use containerd_api::containerd::services::version::v1::version_client::VersionClient;
 use oci::manifest::MAX_MANIFEST_SIZE;
 use oci::{Digest, Kind};
-use store::{Content, ContentStore, Error, Event, Image, Listing};
+use store::{Content, ContentStore, Error, Event, Image, Ingest, Listing};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -174,6 +175,14 @@ impl ContentStore for Containerd {
             &self.inner.tasks,
         )
     }
+
+    async fn ingest(&self, digest: &Digest) -> Result<Option<Ingest>, Error> {
+        self.inner.ingest(digest).await
+    }
+
+    async fn open_in_flight(&self, digest: &Digest) -> Result<Option<Content>, Error> {
+        self.inner.open_in_flight(digest).await
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +198,7 @@ mod tests {
             namespace: "k8s.io\nx".into(),
             content_path: PathBuf::from("/nonexistent"),
             reconcile_interval: Duration::from_secs(60),
+            in_flight_stall_timeout: Duration::from_secs(10),
         };
         let Err(e) = Containerd::start(config, &TaskTracker::new(), CancellationToken::new())
         else {

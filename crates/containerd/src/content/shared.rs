@@ -28,6 +28,9 @@ pub struct Config {
     pub content_path: PathBuf,
     /// How often everything is listed again even without events (`--store-reconcile-interval`).
     pub reconcile_interval: Duration,
+    /// How long a download served to peers while under way may go without growing before the
+    /// stream to the peer ends (`--in-flight-stall-timeout`).
+    pub in_flight_stall_timeout: Duration,
 }
 
 /// Whether containerd answers, as the store last found.

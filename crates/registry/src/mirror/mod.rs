@@ -5,6 +5,7 @@
 //! A request Speil sends to a peer carries `X-Speil-Mirrored: true`; a node answers such a
 //! request from its own store only, so a request never travels more than one hop.
 
+mod claims;
 mod fetch;
 mod load;
 mod peers;
@@ -28,20 +29,27 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Limit};
 use crate::metrics::Metrics;
+pub use claims::{InFlight, claim_key};
 use peers::Peers;
 pub use request::MIRRORED_HEADER;
 use request::PeerRequest;
 pub use shared::{Config, SOURCE_HEADER};
 use shared::{Failure, HEADER_TIMEOUT, Inner, SMALL_REQUEST_TIMEOUT};
 
-/// The mirror, shared by all requests.
+/// The mirror, shared by all requests. Cheap to clone.
+#[derive(Clone)]
 pub struct Mirror {
     inner: Arc<Inner>,
 }
 
 impl Mirror {
-    /// A mirror looking up providers through `router`.
-    pub fn new(router: p2p::Router, config: Config, metrics: Metrics) -> Mirror {
+    /// A mirror looking up providers through `router`, for a node whose store is `store`.
+    pub fn new(
+        router: p2p::Router,
+        store: Arc<dyn store::ContentStore>,
+        config: Config,
+        metrics: Metrics,
+    ) -> Mirror {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
@@ -67,8 +75,16 @@ impl Mirror {
                 peers,
                 load: load::Load::default(),
                 metrics,
+                store,
+                claims: claims::Claims::default(),
             }),
         }
+    }
+
+    /// Until `shutdown`: withdraws the claims of downloads under way that are gone or
+    /// stalled (see `claims.rs`). Spawned once per node.
+    pub async fn sweep_claims(&self, shutdown: tokio_util::sync::CancellationToken) {
+        self.inner.sweep_claims(shutdown).await;
     }
 
     /// Serves `path` from a peer: `Err(ApiError::Unknown)` when no peer has it in time,
@@ -108,7 +124,7 @@ impl Mirror {
 
         let started = Instant::now();
         let mut found = inner.router.lookup(&key).await;
-        let ready = race::first_usable(
+        let mut ready = race::first_usable(
             &inner.peers,
             &inner.load,
             &mut found,
@@ -116,6 +132,15 @@ impl Mirror {
         )
         .await;
         inner.metrics.resolved(started.elapsed());
+        if ready.is_none()
+            && let (Reference::Digest(digest), Kind::Blob, false) =
+                (&path.reference, path.kind, head)
+            && let Some(downloading) = inner.in_flight_sources(digest).await
+        {
+            found = downloading;
+            let wait = inner.config.resolve_timeout;
+            ready = race::first_usable(&inner.peers, &inner.load, &mut found, wait).await;
+        }
         let Some(ready) = ready else {
             tracing::debug!(%key, "no peer provides this");
             return Err(unknown());

@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use p2p::{PeerId, Provider};
 
+use super::claims::{Claims, InFlight};
 use super::load::Load;
 use super::peers::Peers;
 use super::request::PeerRequest;
@@ -49,6 +50,9 @@ pub struct Config {
     /// Requests forwarded to peers at once (`--mirror-max-transfers`); one more is answered 503,
     /// and containerd goes upstream.
     pub max_transfers: usize,
+    /// Sharing downloads under way (see `claims.rs`); `None` sends containerd upstream on
+    /// every miss.
+    pub in_flight: Option<InFlight>,
 }
 
 /// Why one peer did not serve a request, as a metrics label.
@@ -92,6 +96,9 @@ pub(crate) struct Inner {
     pub(super) peers: Peers,
     pub(super) load: Load,
     pub(super) metrics: Metrics,
+    /// This node's store: whether its containerd is downloading what it asks for.
+    pub(super) store: std::sync::Arc<dyn store::ContentStore>,
+    pub(super) claims: Claims,
 }
 
 /// The [`SOURCE_HEADER`] of content from `peer`.

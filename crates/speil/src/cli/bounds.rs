@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::values::positive_duration;
+
 /// Flags of the registry port's bounds.
 #[derive(Debug, Args)]
 pub(crate) struct BoundsArgs {
@@ -55,13 +57,5 @@ impl BoundsArgs {
             header_timeout: self.registry_header_timeout,
             idle_timeout: self.registry_idle_timeout,
         }
-    }
-}
-
-/// A duration above zero: a timeout of zero would close every connection at once.
-fn positive_duration(s: &str) -> Result<Duration, String> {
-    match super::values::duration(s)? {
-        d if d.is_zero() => Err("expected a duration above zero, such as 10s".to_owned()),
-        d => Ok(d),
     }
 }

@@ -10,6 +10,14 @@ pub(super) fn duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 500ms, 2s or 5m)"))
 }
 
+/// A duration above zero: a timeout of zero would close every connection at once.
+pub(super) fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("expected a duration above zero, such as 10s".to_owned()),
+        d => Ok(d),
+    }
+}
+
 /// A registry as a URL (`https://docker.io`) or a host (`docker.io`, `localhost:5000`).
 pub(super) fn registry_url(s: &str) -> Result<oci::Registry, String> {
     let host = s

@@ -3,6 +3,7 @@
 //! containerd pulling through Speil with `ctr` and through the CRI `PullImage` call kubelet makes,
 //! with the upstream registry unreachable. Every test here runs on both versions.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -191,6 +192,17 @@ pub(crate) fn node_after_1(block: Block, n: u8, containerd: &Containerd) -> Node
             peers,
         ],
     )
+}
+
+/// Host files for the registry at `server`, asking `mirror` first, over plain HTTP.
+pub(crate) fn write_hosts(certs: &Path, server: SocketAddr, mirror: &Node) {
+    let dir = certs.join(server.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = format!(
+        "server = \"http://{server}\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+        mirror.url()
+    );
+    std::fs::write(dir.join("hosts.toml"), hosts).unwrap();
 }
 
 /// `speil configure` of `containerd`'s host files: example.com mirrored through `target`.

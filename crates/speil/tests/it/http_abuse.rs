@@ -6,7 +6,6 @@
 //! answer; and containerd (1.6 and 2.x) pulling through a saturated node goes upstream.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +23,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::cluster::{speil, start_node, wait_provider, wait_state};
+use crate::containerd::write_hosts;
 
 const SLOW: usize = 2000;
 const KEEP_ALIVE: usize = 1000;
@@ -393,15 +393,4 @@ async fn containerd_pulling_through_a_saturated_node_goes_upstream(version: Vers
     );
     let m = scrape(upstream.metrics).await;
     assert!(value(&m, r#"speil_mirror_bytes_total{source="local"}"#) >= 300_000.0);
-}
-
-/// Host files for the registry at `server`, asking `mirror` first, over plain HTTP.
-fn write_hosts(certs: &Path, server: SocketAddr, mirror: &Node) {
-    let dir = certs.join(server.to_string());
-    std::fs::create_dir_all(&dir).unwrap();
-    let hosts = format!(
-        "server = \"http://{server}\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-        mirror.url()
-    );
-    std::fs::write(dir.join("hosts.toml"), hosts).unwrap();
 }

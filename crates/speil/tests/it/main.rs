@@ -32,6 +32,7 @@ mod guard;
 mod health;
 mod http_abuse;
 mod image;
+mod in_flight;
 mod mirror;
 mod private_network;
 mod readme;

@@ -76,6 +76,7 @@ pub(super) fn mirror_config(
         resolve_tags: args.resolve_tags,
         basic_auth,
         max_transfers: args.mirror_max_transfers as usize,
+        in_flight: args.in_flight.config(),
     }
 }
 

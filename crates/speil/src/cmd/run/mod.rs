@@ -69,6 +69,8 @@ async fn serve(args: RunArgs, announce: Option<String>) -> anyhow::Result<()> {
         registry_metrics.clone(),
         filters,
         config::mirror_config(&args.mirror, registry_addr.port(), basic_auth.clone()),
+        &tasks,
+        &shutdown,
     );
     tasks.spawn(
         registry::Server::new(args.bounds.bounds())
@@ -146,16 +148,28 @@ async fn check(args: &RunArgs) -> anyhow::Result<Checked> {
 }
 
 /// The registry's routes: the store, with the mirror behind it, ready when the router is, and
-/// closed to requests without the credentials when the mirror's configuration has them.
+/// closed to requests without the credentials when the mirror's configuration has them. The
+/// mirror's sweep of claims runs on `tasks` until `shutdown`.
 fn registry_app(
     opened: &store::Opened,
     router: &p2p::Router,
     metrics: registry::Metrics,
     filters: registry::Filters,
     mirror: registry::mirror::Config,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
 ) -> axum::Router {
     let basic_auth = mirror.basic_auth.clone();
-    let mirror = registry::Mirror::new(router.clone(), mirror, metrics.clone());
+    let mirror = registry::Mirror::new(
+        router.clone(),
+        opened.store.clone(),
+        mirror,
+        metrics.clone(),
+    );
+    tasks.spawn({
+        let (mirror, shutdown) = (mirror.clone(), shutdown.child_token());
+        async move { mirror.sweep_claims(shutdown).await }
+    });
     let readiness = {
         let router = router.clone();
         Arc::new(move || router.ready().map_err(|e| e.to_string()))

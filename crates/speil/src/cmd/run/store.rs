@@ -53,6 +53,7 @@ pub(super) async fn open(
             namespace: c.containerd_namespace.clone(),
             content_path: c.containerd_content_path.clone(),
             reconcile_interval: c.store_reconcile_interval,
+            in_flight_stall_timeout: args.mirror.in_flight.in_flight_stall_timeout,
         },
         tasks,
         shutdown.child_token(),
