@@ -159,7 +159,7 @@ async fn serve_in_flight(
     let Some(content) = state.store.open_in_flight(digest).await? else {
         return Ok(None);
     };
-    state.metrics.in_flight.served();
+    state.metrics.in_flight_served();
     serve_content(state, path, digest, content, head, headers, true).await
 }
 

@@ -96,6 +96,12 @@ pub struct Activity {
     pub last_client_request_unix: Option<u64>,
     /// The last request served from a peer.
     pub last_mirror: Option<LastMirror>,
+    /// Requests from peers served from a download under way on this node.
+    #[serde(default)]
+    pub in_flight_served: u64,
+    /// Downloads under way this node advertises now.
+    #[serde(default)]
+    pub in_flight_advertised: u64,
 }
 
 /// The last content served from a peer.
@@ -283,6 +289,24 @@ impl Metrics {
         self.durations
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request from a peer served from a download under way.
+    pub(crate) fn in_flight_served(&self) {
+        self.in_flight.served();
+        self.activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .in_flight_served += 1;
+    }
+
+    /// Sets how many downloads under way this node advertises.
+    pub(crate) fn set_in_flight_advertised(&self, n: usize) {
+        self.in_flight.set_advertised(n);
+        self.activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .in_flight_advertised = n as u64;
     }
 
     /// The counter of bytes served from `source`, to count a body as it streams.

@@ -190,8 +190,7 @@ impl Inner {
                 self.sweep_one(&digest, ingest.map(|i| i.written)).await;
             }
             self.metrics
-                .in_flight
-                .set_advertised(self.claims.advertised());
+                .set_in_flight_advertised(self.claims.advertised());
         }
     }
 

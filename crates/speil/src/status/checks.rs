@@ -374,10 +374,16 @@ fn advertising(doc: &Doc) -> Check {
 fn mirror(doc: &Doc) -> Check {
     let m = &doc.mirror;
     let now = doc.node.now_unix;
-    let counts = format!(
+    let mut counts = format!(
         "{} served locally, {} from peers, {} not found; {} requests from peers",
         m.served_local, m.served_from_peers, m.not_found, m.requests_from_peers
     );
+    if m.in_flight_served > 0 || m.in_flight_advertised > 0 {
+        counts.push_str(&format!(
+            " ({} served from downloads under way; {} downloads advertised now)",
+            m.in_flight_served, m.in_flight_advertised
+        ));
+    }
     if let Some(last) = &m.last_mirror {
         return ok(
             "mirror",
