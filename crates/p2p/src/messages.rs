@@ -16,6 +16,8 @@ use crate::liveness::Lost;
 pub(crate) enum Command {
     /// Start (and keep) providing these keys.
     Provide(Vec<RecordKey>),
+    /// As `Provide`, published before every key queued.
+    ProvideFirst(Vec<RecordKey>),
     /// Stop providing these keys.
     Unprovide(Vec<RecordKey>),
     /// Publish every provided key again, for peers that joined since.

@@ -152,6 +152,13 @@ impl Router {
         let _ = self.commands.send(Command::Provide(keys)).await;
     }
 
+    /// As [`Router::advertise`], published before every key waiting to be: for keys other
+    /// nodes must see within moments (claims of downloads under way).
+    pub async fn advertise_first(&self, content_keys: &[String]) {
+        let keys: Vec<RecordKey> = content_keys.iter().map(|k| dht_key(k)).collect();
+        let _ = self.commands.send(Command::ProvideFirst(keys)).await;
+    }
+
     /// Stops advertising `content_keys`.
     pub async fn withdraw(&self, content_keys: &[String]) {
         let keys: Vec<RecordKey> = content_keys.iter().map(|k| dht_key(k)).collect();

@@ -118,6 +118,10 @@ impl EventLoop {
                 // this node's own store, which is what a peer's lookup asks first.
                 self.publish_queued();
             }
+            Command::ProvideFirst(keys) => {
+                self.provide.provide_first(keys);
+                self.publish_queued();
+            }
             Command::Unprovide(keys) => {
                 for key in self.provide.unprovide(keys) {
                     self.kad().stop_providing(&key);

@@ -40,6 +40,16 @@ impl<Q: Hash + Eq> Provide<Q> {
         }
     }
 
+    /// Starts providing `keys` and publishes them before every key queued: claims of
+    /// downloads under way, which other nodes must see within moments, not after a
+    /// republication of thousands of keys.
+    pub(super) fn provide_first(&mut self, keys: Vec<RecordKey>) {
+        for key in keys.into_iter().rev() {
+            self.provided.insert(key.clone());
+            self.queue.push_front(key);
+        }
+    }
+
     /// Stops providing `keys`; returns those that were provided, to be removed from the DHT.
     pub(super) fn unprovide(&mut self, keys: Vec<RecordKey>) -> Vec<RecordKey> {
         keys.into_iter()
@@ -138,6 +148,17 @@ mod tests {
         let mut again = publish(&mut p, &mut id);
         again.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
         assert_eq!(again, [key(1), key(2)]);
+    }
+
+    #[test]
+    fn a_claim_is_published_before_the_keys_queued() {
+        let mut p = Provide::<u32>::new();
+        let mut id = 0;
+        p.provide((0..20).map(key).collect());
+        assert_eq!(publish(&mut p, &mut id).len(), 8);
+        p.provide_first(vec![key(100)]);
+        p.finished(&0);
+        assert_eq!(publish(&mut p, &mut id), [key(100)]);
     }
 
     #[test]

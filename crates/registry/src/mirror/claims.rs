@@ -128,7 +128,9 @@ impl Inner {
         if !downloading.is_empty() {
             return Some(self.follow(digest, "joined", downloading));
         }
-        self.router.advertise(std::slice::from_ref(&key)).await;
+        self.router
+            .advertise_first(std::slice::from_ref(&key))
+            .await;
         tokio::time::sleep(config.claim_wait).await;
         let me = self.router.peer_id();
         let mut rivals = self.claimants(&key, config.claim_wait).await;
