@@ -48,7 +48,7 @@ pub struct InFlight {
 }
 
 /// The DHT key under which nodes advertise that they are downloading `digest`.
-pub fn claim_key(digest: &Digest) -> String {
+fn claim_key(digest: &Digest) -> String {
     format!("in-flight:{digest}")
 }
 
@@ -119,6 +119,9 @@ impl Inner {
         digest: &Digest,
     ) -> Option<mpsc::Receiver<Provider>> {
         let config = self.config.in_flight.as_ref()?;
+        if self.router.status().connected_peers == 0 {
+            return None; // alone: nobody to share with
+        }
         let ingest = self.store.ingest(digest).await.ok()??;
         if ingest.total < config.min_size || !self.claims.begin(digest) {
             return None;

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, Limit};
 use crate::metrics::Metrics;
-pub use claims::{InFlight, claim_key};
+pub use claims::InFlight;
 use peers::Peers;
 pub use request::MIRRORED_HEADER;
 use request::PeerRequest;
