@@ -57,6 +57,7 @@ pub(crate) fn hosts_merge(data: &[u8]) {
         prepend_existing: true,
         basic_auth: (flags & 8 != 0).then(|| oci::BasicAuth::parse("user:pass").unwrap()),
         dial_timeout: Duration::from_millis(200),
+        plain_http: Vec::new(),
     };
     let report = hosts::configure(&config).unwrap_or_else(|e| panic!("configure: {e}"));
     assert!(report.backed_up);

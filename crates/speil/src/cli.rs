@@ -20,7 +20,7 @@ pub(crate) use p2p_bounds::P2pBoundArgs;
 pub(crate) use values::{basic_auth, p2p_psk};
 use values::{
     duration, http_base_url, http_url, log_filter, multiaddr, oci_dir, registry_url, socket_addr,
-    status_url,
+    status_url, upstream_url,
 };
 
 /// Speil: a stateless, cluster-local, peer-to-peer OCI registry mirror.
@@ -339,9 +339,10 @@ pub(crate) struct ConfigureArgs {
     pub(crate) containerd_registry_config_path: PathBuf,
 
     /// Registries to mirror, comma-separated URLs (https://docker.io,https://ghcr.io); empty for
-    /// every registry, through `_default`.
-    #[arg(long, env = "SPEIL_MIRRORED_REGISTRIES", value_delimiter = ',', value_parser = registry_url)]
-    pub(crate) mirrored_registries: Vec<oci::Registry>,
+    /// every registry, through `_default`. A registry given as http:// is reached upstream over
+    /// plain HTTP.
+    #[arg(long, env = "SPEIL_MIRRORED_REGISTRIES", value_delimiter = ',', value_parser = upstream_url)]
+    pub(crate) mirrored_registries: Vec<(oci::Registry, bool)>,
 
     /// Mirrors containerd tries, in order, before the registry itself; the local Speil first.
     /// Comma-separated http:// URLs.

@@ -10,11 +10,13 @@ use toml_edit::{DocumentMut, Item, Table};
 use super::original::Original;
 use super::shared::{Config, DEFAULT_DIR, MARKER};
 
-/// The upstream `server` line Speil writes for a host directory, if any.
-fn default_server(name: &str) -> Option<String> {
+/// The upstream `server` line Speil writes for a host directory, if any; `plain_http` for a
+/// registry given as `http://`.
+fn default_server(name: &str, plain_http: bool) -> Option<String> {
     match name {
         DEFAULT_DIR => None,
         "docker.io" => Some("https://registry-1.docker.io".to_owned()),
+        host if plain_http => Some(format!("http://{host}")),
         // containerd's own default for a loopback registry is plain HTTP (with a TLS fallback);
         // an explicit https:// server would break a local plain-HTTP registry, so leave it out.
         host if is_localhost(host) => None,
@@ -52,7 +54,8 @@ pub(super) fn render(
     // root settings (its server wins over Speil's default).
     let original_root = original.map(|o| root_values(&o.doc));
     let has_server = original.is_some_and(|o| o.doc.contains_key("server"));
-    if !has_server && let Some(server) = default_server(name) {
+    let plain_http = config.plain_http.iter().any(|r| r.as_str() == name);
+    if !has_server && let Some(server) = default_server(name, plain_http) {
         let _ = writeln!(out, "server = {}", value(&server));
     }
     if let Some(part) = original_root.as_ref().map(ToString::to_string) {

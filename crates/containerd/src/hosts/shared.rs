@@ -29,6 +29,9 @@ pub struct Config {
     /// `--mirrored-registries` as registry hosts (`docker.io`, `ghcr.io`, `localhost:5000`);
     /// empty means every registry, through `_default`.
     pub registries: Vec<oci::Registry>,
+    /// The registries of `registries` given as `http://`: their upstream `server` is written
+    /// as plain HTTP.
+    pub plain_http: Vec<oci::Registry>,
     /// `--mirror-targets`, in the order containerd should try them, e.g.
     /// `["http://127.0.0.1:5000"]` (the local Speil first); full `http://` or `https://` URLs.
     pub mirror_targets: Vec<String>,

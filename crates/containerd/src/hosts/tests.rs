@@ -19,6 +19,7 @@ fn config(root: &Path, registries: &[&str]) -> Config {
         prepend_existing: false,
         basic_auth: None,
         dial_timeout: Duration::from_millis(200),
+        plain_http: Vec::new(),
     }
 }
 
@@ -141,6 +142,21 @@ fn local_registry_keeps_containerds_default_server() {
     assert!(!text.contains("server"), "{text}");
     assert!(is_localhost("127.0.0.1:5000") && is_localhost("[::1]:5000"));
     assert!(!is_localhost("ghcr.io") && !is_localhost("localhost.example.com"));
+}
+
+#[test]
+fn a_registry_given_as_plain_http_keeps_its_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &["198.18.0.2:5000", "ghcr.io"]);
+    cfg.plain_http = vec!["198.18.0.2:5000".parse().unwrap()];
+    configure(&cfg).unwrap();
+    let text = read(dir.path().join("198.18.0.2:5000/hosts.toml"));
+    assert!(
+        text.contains("server = \"http://198.18.0.2:5000\""),
+        "{text}"
+    );
+    let text = read(dir.path().join("ghcr.io/hosts.toml"));
+    assert!(text.contains("server = \"https://ghcr.io\""), "{text}");
 }
 
 #[test]
@@ -439,6 +455,7 @@ fn speil_host_files_lists_speils_files_and_their_hosts_in_order() {
         prepend_existing: false,
         basic_auth: None,
         dial_timeout: Duration::from_millis(200),
+        plain_http: Vec::new(),
     })
     .unwrap();
     let files = speil_host_files(root);

@@ -34,6 +34,12 @@ pub(super) fn registry_url(s: &str) -> Result<oci::Registry, String> {
         .map_err(|e| format!("{e} (expected a registry URL such as https://docker.io)"))
 }
 
+/// A registry as [`registry_url`] takes it, and whether it was given as `http://` (its upstream
+/// speaks plain HTTP).
+pub(super) fn upstream_url(s: &str) -> Result<(oci::Registry, bool), String> {
+    Ok((registry_url(s)?, s.starts_with("http://")))
+}
+
 /// An http:// base URL such as `http://127.0.0.1:5000`.
 pub(super) fn http_base_url(s: &str) -> Result<String, String> {
     match s.parse::<axum::http::Uri>() {

@@ -368,3 +368,36 @@ fn version_prints_the_version() {
         format!("speil {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// A registry given as http:// is written with a plain-HTTP upstream `server`, so containerd
+/// can still reach it after a miss; one given as https:// (or bare) keeps HTTPS.
+#[test]
+fn configure_keeps_a_plain_http_registrys_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(speil())
+        .args([
+            "configure",
+            "--mirrored-registries",
+            "http://198.18.0.2:5000,ghcr.io",
+            "--mirror-targets",
+            "http://127.0.0.1:5000",
+            "--containerd-registry-config-path",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read =
+        |name: &str| std::fs::read_to_string(dir.path().join(name).join("hosts.toml")).unwrap();
+    let plain = read("198.18.0.2:5000");
+    assert!(
+        plain.contains("server = \"http://198.18.0.2:5000\""),
+        "{plain}"
+    );
+    let tls = read("ghcr.io");
+    assert!(tls.contains("server = \"https://ghcr.io\""), "{tls}");
+}
