@@ -374,6 +374,25 @@ disabled_plugins = [
     )
 }
 
+/// A gRPC channel to the containerd listening on `socket` (its API and the CRI), the way kubelet
+/// and ctr reach it (the URI is a placeholder tonic requires).
+pub async fn grpc_channel(socket: &Path) -> Result<tonic::transport::Channel, String> {
+    let shown = socket.display().to_string();
+    let socket = socket.to_owned();
+    let endpoint =
+        tonic::transport::Endpoint::try_from("http://[::]").map_err(|e| e.to_string())?;
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .map_err(|e| format!("connecting to containerd at {shown}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -155,16 +155,7 @@ async fn a_node_serves_what_containerd_holds_and_follows_it(version: Version) {
 pub(crate) async fn cri_pull(socket: &Path, image: &str) -> Result<String, tonic::Status> {
     use containerd_api::cri::v1::image_service_client::ImageServiceClient;
     use containerd_api::cri::v1::{ImageSpec, PullImageRequest};
-    let socket = socket.to_owned();
-    let channel = tonic::transport::Endpoint::try_from("http://[::]")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
+    let channel = test_support::containerd::grpc_channel(socket)
         .await
         .expect("connecting to the CRI");
     let request = PullImageRequest {

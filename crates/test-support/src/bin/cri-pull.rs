@@ -15,22 +15,8 @@ use std::time::Instant;
 
 use containerd_api::cri::v1::image_service_client::ImageServiceClient;
 use containerd_api::cri::v1::{ImageSpec, PullImageRequest};
-use tonic::transport::{Channel, Endpoint};
-
-/// A gRPC channel over containerd's unix socket (the URI is a placeholder tonic requires).
-async fn connect(socket: PathBuf) -> Result<Channel, String> {
-    let endpoint = Endpoint::try_from("http://[::]").map_err(|e| e.to_string())?;
-    endpoint
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .map_err(|e| format!("connecting to the CRI: {e}"))
-}
+use test_support::containerd::grpc_channel;
+use tonic::transport::Channel;
 
 /// One PullImage call: its duration in milliseconds and the image id.
 async fn pull(
@@ -56,7 +42,7 @@ async fn pull(
 async fn run(socket: PathBuf, images: &[String]) -> Result<(), String> {
     // Pulls of large images take minutes on a shaped link: no client-side deadline.
     let mut client =
-        ImageServiceClient::new(connect(socket).await?).max_decoding_message_size(16 << 20);
+        ImageServiceClient::new(grpc_channel(&socket).await?).max_decoding_message_size(16 << 20);
     for image in images {
         let (ms, id) = pull(&mut client, image).await?;
         println!("{ms:.1} {id} {image}");
