@@ -93,11 +93,14 @@ PY
 )
 
 echo "==> $LOOKUPS lookups of distinct keys held by node 1, from the other nodes"
-DIGESTS=$(python3 - "$SCRATCH/layouts/1" <<'PY'
+# By name: node 1's index also lists the popular image (first), whose layer every node but the
+# last holds.
+DIGESTS=$(python3 - "$SCRATCH/layouts/1" example.com/bench/many:1.0 <<'PY'
 import json, sys
-root = sys.argv[1]
+root, name = sys.argv[1], sys.argv[2]
 index = json.load(open(f"{root}/index.json"))
-top = index["manifests"][0]["digest"]
+top = [m["digest"] for m in index["manifests"]
+       if m.get("annotations", {}).get("io.containerd.image.name") == name][0]
 manifest = json.load(open(f"{root}/blobs/sha256/{top[7:]}"))
 for layer in manifest["layers"]:
     print(layer["digest"])
