@@ -100,7 +100,7 @@ PIDS+=("$FLOOD")
 for _ in $(seq 1 600); do grep -q held "$SCRATCH/flood.out" && break; sleep 0.1; done
 grep -q held "$SCRATCH/flood.out" || fail "the slow connections were not opened"
 sleep 1
-FDS=$(ls "/proc/$OPEN_PID/fd" | wc -l)
+FDS=$(find "/proc/$OPEN_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
 out=$(measure -H "$ACCEPT" "http://$OPEN$PATH_M")
 read -r F_RPS F_P99 <<<"$out"
 kill "$FLOOD" 2>/dev/null || true

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmark scripts: a scratch directory, processes that are always stopped (by
 # pid, never by name), the binaries to run, and small measuring helpers. Source it; do not run it.
 #
@@ -39,6 +40,7 @@ fail() { echo "bench: $*" >&2; exit 1; }
 # BENCH_BIN_DIR set, its binaries are taken as they are and nothing is built (CI's debug build,
 # or a copy of another build); otherwise cargo builds the packages: the release build for a
 # measurement, the debug build (--locked, what CI builds) for a quick mode (QUICK=true).
+# shellcheck disable=SC2034  # BIN is read by the scripts that source this
 bins() {
     local quick=$1 target=${CARGO_TARGET_DIR:-$ROOT/target} packages=()
     shift

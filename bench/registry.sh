@@ -10,7 +10,7 @@
 # server, the debug build (or BENCH_BIN_DIR's binaries, SPEIL_BIN's speil). It asserts that every
 # manifest GET and HEAD from wrk and ab, on Speil and on the distribution registry, was answered
 # 2xx, and that the blob downloaded from Speil and from nginx has its digest; never a time.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 QUICK=false
 [[ ${1:-} == --quick ]] && QUICK=true
