@@ -68,7 +68,7 @@ expect 401 "http://$AUTHED$PATH_M"
 # "req/s p99_ms" of GET with wrk ($WRK_LOAD); fails unless every request was answered 2xx.
 measure() {
     local out
-    out=$(wrk_checked --latency "$@")
+    out=$(wrk_checked --latency "$@") || exit 1  # runs in a command substitution: no set -e
     awk '/^Requests\/sec/ { rps = $2 }
          $1 == "99%" { v = $2; ms = v + 0
                        if (v ~ /us$/) ms = ms / 1000; else if (v ~ /ms$/) ms = ms + 0;

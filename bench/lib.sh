@@ -104,7 +104,8 @@ wrk_checked() {
 # request was not answered 2xx.
 rps_get() {
     local out
-    out=$(wrk_checked "$@")
+    # `|| exit`: a command substitution does not inherit set -e, and this runs in one.
+    out=$(wrk_checked "$@") || exit 1
     awk '/^Requests\/sec/ {print $2}' <<<"$out"
 }
 
