@@ -12,7 +12,28 @@
 # Findings are copied to $FUZZ_STATE/<target>/findings/; each one becomes a file under
 # crates/fuzz/regressions/<target>/ and a unit test in the crate that owns the parser (see
 # docs/fuzzing.md). Exits 1 when a run found anything.
+#
+#   bench/fuzz.sh --quick            # CI: no AFL++; seeds, findings and mutations replayed
+#
+# Quick mode (CI) does not run AFL++: the harness is an instrumented build of its own (`cargo afl
+# build`, the dependency tree again, release, in target/afl), and on a fresh machine cargo-afl
+# and its AFL++ must be compiled first, minutes each, over CI's budget for all quick modes. It
+# runs every target through the debug test build instead (`cargo test -p speil-fuzz --test
+# targets`, the replay docs/fuzzing.md describes) on its seeds, every past finding and
+# $FUZZ_MUTATIONS (default 5,000) mutations of the seeds, with TMPDIR on a tmpfs as below; it
+# asserts that no property failed. Timing-free; a few seconds once built.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
+
+if [[ ${1:-} == --quick ]]; then
+    TMP=$(mktemp -d "$([[ -d /dev/shm ]] && echo /dev/shm || echo /tmp)/speil-fuzz.XXXXXX")
+    trap 'rm -rf "$TMP"; cleanup' EXIT
+    echo "==> every target on its seeds, findings and ${FUZZ_MUTATIONS:-5000} mutations (cargo test -p speil-fuzz, debug)"
+    TMPDIR="$TMP" FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-5000} \
+        cargo test -q --locked --workspace --test targets --manifest-path "$ROOT/Cargo.toml"
+    echo "quick: every fuzz target kept every property on its seeds, its past findings and the mutations"
+    exit 0
+fi
 
 EACH=${1:-${FUZZ_SECONDS:-60}}
 shift || true
