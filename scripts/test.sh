@@ -81,9 +81,10 @@ else
 fi
 
 # Every other benchmark's quick mode (bench/run.sh --quick): small sizes, few nodes, the debug
-# binaries built above (BENCH_BIN_DIR; nothing in release; bench/fuzz.sh --quick builds only the
-# fuzz targets' test, which cargo's tests below reuse). Each asserts what its full run claims
-# (every request answered 2xx, every lookup found its holder, every digest right), never a time.
+# binaries built above (BENCH_BIN_DIR; nothing in release). bench/fuzz.sh --quick builds the
+# workspace's tests (`cargo test --workspace --no-run`), the build the tests below then reuse.
+# Each asserts what its full run claims (every request answered 2xx, every lookup found its
+# holder, every digest right), never a time.
 echo "==> benchmarks, quick modes (bench/run.sh --quick)"
 if [[ $(id -u) == 0 ]]; then
     BENCH_BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug" ./bench/run.sh --quick
