@@ -12,7 +12,40 @@
 # Findings are copied to $FUZZ_STATE/<target>/findings/; each one becomes a file under
 # crates/fuzz/regressions/<target>/ and a unit test in the crate that owns the parser (see
 # docs/fuzzing.md). Exits 1 when a run found anything.
+#
+#   bench/fuzz.sh --quick            # CI: no AFL++; seeds, findings and mutations replayed
+#
+# Quick mode (CI) does not run AFL++: the harness is an instrumented build of its own (`cargo afl
+# build`, the whole dependency tree again, in release, in target/afl), and on a fresh machine
+# cargo-afl and its AFL++ must be compiled first; that is minutes over CI's budget for all quick
+# modes. It replays instead, through the test build (debug) that `cargo test --workspace` makes
+# and scripts/test.sh runs next anyway (built here with `--no-run`, so CI compiles it once): the
+# fuzz targets' test (crates/fuzz/tests/targets.rs) runs every target on its seeds, every past
+# finding and $FUZZ_MUTATIONS (default 5,000) mutations of the seeds, with TMPDIR on a tmpfs as
+# below. It asserts that no property failed; never a time.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
+
+if [[ ${1:-} == --quick ]]; then
+    TMP=$(mktemp -d "$([[ -d /dev/shm ]] && echo /dev/shm || echo /tmp)/speil-fuzz.XXXXXX")
+    trap 'rm -rf "$TMP"; cleanup' EXIT
+    echo "==> the workspace's test build (cargo test --workspace --no-run, debug)"
+    # The same units as `cargo test --workspace` (a narrower -p or --test would resolve other
+    # features and compile the dependencies a second time).
+    EXE=$(cargo test --workspace --locked --no-run --message-format=json-render-diagnostics \
+        --manifest-path "$ROOT/Cargo.toml" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and "#speil-fuzz@" in m["package_id"] \
+            and m["target"]["name"] == "targets" and m.get("executable"):
+        print(m["executable"])')
+    [[ -x $EXE ]] || fail "no test binary of crates/fuzz/tests/targets.rs in the build"
+    echo "==> every target on its seeds, findings and ${FUZZ_MUTATIONS:-5000} mutations ($EXE)"
+    TMPDIR="$TMP" FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-5000} "$EXE" --quiet
+    echo "quick: every fuzz target kept every property on its seeds, its past findings and the mutations"
+    exit 0
+fi
 
 EACH=${1:-${FUZZ_SECONDS:-60}}
 shift || true

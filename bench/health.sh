@@ -8,20 +8,34 @@
 # targets are the issue's (isolated within 15 s of a kill, 30 s of a hang).
 #
 #   bench/health.sh        (as root, to install dnsmasq-base)
+#   bench/health.sh --quick
+#
+# Quick mode (CI): 3 nodes, --peer-ping-interval 1s and --peer-ping-timeout 1s, the debug build
+# (or BENCH_BIN_DIR's speil, or SPEIL_BIN). It asserts that every node becomes `connected` and
+# that the first one says `isolated` once its peers are killed and once they are stopped (within
+# a generous 60 s: a bound on "never", not a timing).
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
+QUICK=false
+[[ ${1:-} == --quick ]] && QUICK=true
 
 need dnsmasq dnsmasq-base
 need curl curl
 need python3 python3
 
 SERVER_CPU=()
-NODES=${NODES:-5}
 NET=127.78.0
 NAME=speil-health.test
+PING_FLAGS=()
+if $QUICK; then
+    NODES=${NODES:-3}
+    PING_FLAGS=(--peer-ping-interval 1s --peer-ping-timeout 1s)
+else
+    NODES=${NODES:-5}
+fi
 
-echo "==> building speil (release)"
-cargo build --release -q -p speil --manifest-path "$ROOT/Cargo.toml"
-SPEIL="$ROOT/target/release/speil"
+bins "$QUICK" speil
+SPEIL=${SPEIL_BIN:-$BIN/speil}
 
 : >"$SCRATCH/hosts"
 for i in $(seq 1 "$NODES"); do echo "$NET.$i $NAME" >>"$SCRATCH/hosts"; done
@@ -57,7 +71,7 @@ measure() {
         start "$SCRATCH/$1-node-$i.log" "$SPEIL" demo --no-sample --dir "$SCRATCH/$1-$i" \
             --registry-addr "$NET.$i:5000" --metrics-addr "$NET.$i:9090" \
             --router-addr "$NET.$i:5001" --bootstrap-kind dns --dns-bootstrap-domain "$NAME" \
-            --dns-bootstrap-nameserver "$NET.253:53" --log-level warn
+            --dns-bootstrap-nameserver "$NET.253:53" "${PING_FLAGS[@]}" --log-level warn
         pids[i]=$STARTED
     done
     for i in $(seq 1 "$NODES"); do wait_state "$i" connected 30 >/dev/null; done
@@ -82,3 +96,6 @@ echo
 printf '%-52s %10s %10s %s\n' "seconds from the peers' end to isolated" "speil" "target" "before"
 printf '%-52s %10s %10s %s\n' "peers killed (SIGKILL)" "$KILLED" "<= 15" "never (stayed connected)"
 printf '%-52s %10s %10s %s\n' "peers stopped (SIGSTOP)" "$STOPPED" "<= 30" "never (stayed connected)"
+if $QUICK; then
+    echo "quick: all $NODES nodes became connected, and the first said isolated once its peers were killed and once they were stopped (pings ${PING_FLAGS[*]})"
+fi

@@ -7,7 +7,19 @@
 #   bench/p2p.sh                      (as root, to install dnsmasq-base)
 #   PING_INTERVAL=1h bench/p2p.sh     (the same without liveness checks, to compare their cost)
 #   SPEIL_BIN=/other/speil PING_INTERVAL= bench/p2p.sh   (another build, e.g. before a change)
+#   bench/p2p.sh --quick
+#
+# Quick mode (CI): 5 nodes, 20 layers and 20 lookups, a 2 s idle window, the debug build (or
+# BENCH_BIN_DIR's binaries, SPEIL_BIN's speil), and --p2p-max-providers-per-lookup 2, so that a
+# lookup names fewer holders of the popular image than there are and the dead-holder scenario
+# has survivors. It asserts that every node became connected, that every lookup found node 1
+# (by its peer id), that no node dialled itself, that once the holders a lookup named were
+# killed a lookup found a live one, and that the pull through the seeker then answered 200 from
+# a peer; never a time.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
+QUICK=false
+[[ ${1:-} == --quick ]] && QUICK=true
 
 need dnsmasq dnsmasq-base
 need curl curl
@@ -16,8 +28,18 @@ need python3 python3
 # 50 nodes share both cores; nothing is pinned.
 SERVER_CPU=()
 
+EXTRA_FLAGS=()
+if $QUICK; then
+    NODES=${NODES:-5}
+    LOOKUPS=${LOOKUPS:-20}
+    LAYERS=${LAYERS:-20}
+    IDLE_WINDOW=${IDLE_WINDOW:-2}
+    EXTRA_FLAGS=(--p2p-max-providers-per-lookup 2)
+fi
 NODES=${NODES:-50}
 LOOKUPS=${LOOKUPS:-400}
+# Layers of node 1's image: the distinct keys looked up.
+LAYERS=${LAYERS:-200}
 # How often nodes ping their peers (--peer-ping-interval); 1h measures a node without liveness
 # checks, to compare their cost; empty passes no flag (a build from before the flag existed).
 PING_INTERVAL=${PING_INTERVAL-5s}
@@ -28,14 +50,13 @@ IDLE_WINDOW=${IDLE_WINDOW:-30}
 NET=127.77.0
 NAME=speil-bench.test
 
-echo "==> building speil (release)"
-cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-SPEIL=${SPEIL_BIN:-$ROOT/target/release/speil}
-GEN="$ROOT/target/release/gen-layout"
+bins "$QUICK" speil speil-test-support
+SPEIL=${SPEIL_BIN:-$BIN/speil}
+GEN="$BIN/gen-layout"
 PING_FLAGS=()
 [[ -n $PING_INTERVAL ]] && PING_FLAGS=(--peer-ping-interval "$PING_INTERVAL")
 
-# Node 1 holds an image of 200 small layers: 200 distinct keys to look up, so every lookup is a
+# Node 1 holds an image of $LAYERS (200) small layers: that many distinct keys to look up, so every lookup is a
 # fresh DHT query rather than a cached answer.
 # Every node but the last also holds one popular image (the same bytes on each); the last one
 # seeks it at the end.
@@ -45,7 +66,7 @@ for i in $(seq 1 "$NODES"); do
     ((i < NODES)) && cp -r "$SCRATCH/popular" "$SCRATCH/layouts/$i"
     "$GEN" "$SCRATCH/layouts/$i" blob 1 >/dev/null
 done
-SIZES=$(for _ in $(seq 1 200); do printf '1KiB '; done)
+SIZES=$(for _ in $(seq 1 "$LAYERS"); do printf '1KiB '; done)
 # shellcheck disable=SC2086
 "$GEN" "$SCRATCH/layouts/1" image example.com/bench/many:1.0 $SIZES >/dev/null
 
@@ -62,7 +83,7 @@ for i in $(seq 1 "$NODES"); do
     start "$SCRATCH/node-$i.log" "$SPEIL" run --oci-dir "$SCRATCH/layouts/$i" \
         --registry-addr "$NET.$i:5000" --metrics-addr "$NET.$i:9090" --router-addr "$NET.$i:5001" \
         --bootstrap-kind dns --dns-bootstrap-domain "$NAME" --dns-bootstrap-nameserver "$NET.253:53" \
-        "${PING_FLAGS[@]}" --log-level warn
+        "${PING_FLAGS[@]}" "${EXTRA_FLAGS[@]}" --log-level warn
     NODE_PIDS[i]=$STARTED
 done
 LAST_START=$(date +%s.%N)
@@ -93,11 +114,14 @@ PY
 )
 
 echo "==> $LOOKUPS lookups of distinct keys held by node 1, from the other nodes"
-DIGESTS=$(python3 - "$SCRATCH/layouts/1" <<'PY'
+# By name: node 1's index also lists the popular image (first), whose layer every node but the
+# last holds.
+DIGESTS=$(python3 - "$SCRATCH/layouts/1" example.com/bench/many:1.0 <<'PY'
 import json, sys
-root = sys.argv[1]
+root, name = sys.argv[1], sys.argv[2]
 index = json.load(open(f"{root}/index.json"))
-top = index["manifests"][0]["digest"]
+top = [m["digest"] for m in index["manifests"]
+       if m.get("annotations", {}).get("io.containerd.image.name") == name][0]
 manifest = json.load(open(f"{root}/blobs/sha256/{top[7:]}"))
 for layer in manifest["layers"]:
     print(layer["digest"])
@@ -118,7 +142,9 @@ while ((n < LOOKUPS)); do
     # Past the 5 s result cache before the same keys are asked again.
     ((n < LOOKUPS)) && sleep 5
 done
-read -r P50 P99 FOUND < <(python3 - "$SCRATCH/lookups" <<'PY'
+peer_id() { curl -s "http://$NET.$1:9090/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["node"]["peer_id"])'; }
+HOLDER=$(peer_id 1)
+read -r P50 P99 FOUND < <(python3 - "$SCRATCH/lookups" "$HOLDER" <<'PY'
 import json, sys
 times, found = [], 0
 for line in open(sys.argv[1]):
@@ -126,7 +152,7 @@ for line in open(sys.argv[1]):
     if not line:
         continue
     r = json.loads(line)
-    if r["providers"]:
+    if any(p["peer"] == sys.argv[2] for p in r["providers"]):
         found += 1
         times.append(r["providers"][0]["after_ms"])
 times.sort()
@@ -174,7 +200,7 @@ PY
 SEEKER=$NODES
 : >"$SCRATCH/peer-ids"
 for i in $(seq 1 "$NODES"); do
-    echo "$(curl -s "http://$NET.$i:9090/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["node"]["peer_id"])') $i" >>"$SCRATCH/peer-ids"
+    echo "$(peer_id "$i") $i" >>"$SCRATCH/peer-ids"
 done
 FOUND_IDS=$(curl -s "http://$NET.$SEEKER:9090/debug/lookup?key=$POPULAR" \
     | python3 -c 'import json, sys; print("\n".join(p["peer"] for p in json.load(sys.stdin)["providers"]))')
@@ -189,7 +215,8 @@ for id in $FOUND_IDS; do
     KILLED=$((KILLED + 1))
 done
 # Until a lookup from the seeker names a holder still alive (or 60 s); with NODES <= 21 a lookup
-# names every holder (at most --p2p-max-providers-per-lookup, 20), so none is left.
+# names every holder (at most --p2p-max-providers-per-lookup, 20; 2 in quick mode), so none is
+# left.
 REPAIR=n/a
 ((KILLED < NODES - 1)) && REPAIR=$(python3 - "$NET.$SEEKER" "$POPULAR" "$SCRATCH/dead-ids" <<'PY'
 import json, sys, time, urllib.request
@@ -225,3 +252,12 @@ printf '%-44s %12s %10s %s\n' "popular holders killed (a lookup's, of $((NODES -
 printf '%-44s %12s %10s %s\n' "then a lookup finds a live holder after, s" "$REPAIR" "<= 30" "$(case $REPAIR in never) echo MISSED ;; n/a) ;; *) verdict "$REPAIR" 30 "<=" ;; esac)"
 printf '%-44s %12s %10s %s\n' "pull through the seeker after the kill" "$PULL ${PULL_SOURCE:-}" "200 peer" ""
 echo "($SPEIL, peer ping interval ${PING_INTERVAL:-none}, idle window ${IDLE_WINDOW} s)"
+
+if $QUICK; then
+    ((FOUND == LOOKUPS)) || fail "$FOUND of $LOOKUPS lookups found node 1"
+    ((SELF_DIALS == 0)) || fail "$SELF_DIALS self dials"
+    ((KILLED > 0)) || fail "a lookup of the popular image found no holder"
+    [[ $REPAIR != never && $REPAIR != n/a ]] || fail "after $KILLED holders were killed, no lookup found a live one ($REPAIR)"
+    [[ $PULL == 200 && $PULL_SOURCE == peer* ]] || fail "the pull through the seeker answered $PULL ${PULL_SOURCE:-}, not 200 peer"
+    echo "quick: all $NODES nodes connected; $FOUND/$LOOKUPS lookups found node 1; no self dials; after $KILLED holders were killed a lookup found a live one and the pull came from a peer"
+fi

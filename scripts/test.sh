@@ -55,7 +55,8 @@ export SPEIL_STATIC_BINARY
 # chart offline, and the rendered env is checked against this workspace's own binary. They run
 # before cargo's tests, so cargo's summary stays the last line; a failure stops the script.
 echo "==> chart tests (pytest)"
-cargo build -p speil --locked --quiet
+# speil-test-support: gen-layout and rogue-flood, which the benchmarks' quick modes run below.
+cargo build -p speil -p speil-test-support --locked --quiet
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/speil-venv
 requirements=charts/speil/tests/requirements.txt
 if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
@@ -76,6 +77,19 @@ if [[ $(id -u) == 0 ]]; then
     ./bench/cluster/run.sh --quick
 else
     echo "==> skipped: the cluster benchmark needs root (network namespaces)" >&2
+    [[ ${CI:-} == true ]] && exit 1
+fi
+
+# Every other benchmark's quick mode (bench/run.sh --quick): small sizes, few nodes, the debug
+# binaries built above (BENCH_BIN_DIR; nothing in release). bench/fuzz.sh --quick builds the
+# workspace's tests (`cargo test --workspace --no-run`), the build the tests below then reuse.
+# Each asserts what its full run claims (every request answered 2xx, every lookup found its
+# holder, every digest right), never a time.
+echo "==> benchmarks, quick modes (bench/run.sh --quick)"
+if [[ $(id -u) == 0 ]]; then
+    BENCH_BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug" ./bench/run.sh --quick
+else
+    echo "==> skipped: the benchmarks' quick modes need root (containerd, dnsmasq on port 53)" >&2
     [[ ${CI:-} == true ]] && exit 1
 fi
 
