@@ -19,6 +19,7 @@
 #   CONTAINERD=1.6         1.6 (Debian's) or 2 (containerd 2.x from scripts/containerd2.sh)
 #   SPEIL_BIN=...          another speil binary
 #   LOGS_DIR=DIR           keep every log, host file and per-node result there (all else is removed)
+#   NODE_LOG_LEVEL=info    the nodes' --log-level, e.g. info,registry::mirror=debug
 # Latency is not shaped (no netem in this kernel); see net.sh.
 # shellcheck source=../lib.sh
 source "$(dirname "$0")/../lib.sh"

@@ -7,8 +7,10 @@
 //! 1. looks up the blob's claim key ([`claim_key`]): nodes that advertise it are downloading
 //!    it already; it follows them (streams from their download, see `store::follow`) and
 //!    claims nothing itself;
-//! 2. else claims the key, waits `claim_wait` for rivals' claims to spread, and looks again:
-//!    of the claimants it sees, with itself, the smallest peer id goes upstream and keeps its
+//! 2. else claims the key, waits `claim_wait` for rivals that looked at the same moment to
+//!    claim too, and looks again (each lookup runs until its DHT query is over, so it sees
+//!    every claim made before it reached the claimant): of the claimants it sees, with
+//!    itself, the smallest peer id goes upstream and keeps its
 //!    claim until its download is gone; the others withdraw theirs and follow a claimant with
 //!    a smaller id than their own.
 //!
@@ -31,6 +33,8 @@ use super::shared::Inner;
 
 /// Most downloads decided on at once; past it, a node sends containerd upstream.
 const MAX_DECISIONS: usize = 4096;
+/// The longest a lookup of claims may take; it is over in milliseconds on a cluster network.
+const CLAIM_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often claims are checked against the downloads they stand for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -127,7 +131,7 @@ impl Inner {
             return None;
         }
         let key = claim_key(digest);
-        let downloading = self.claimants(&key, config.claim_wait).await;
+        let downloading = self.claimants(&key).await;
         if !downloading.is_empty() {
             return Some(self.follow(digest, "joined", downloading));
         }
@@ -136,7 +140,7 @@ impl Inner {
             .await;
         tokio::time::sleep(config.claim_wait).await;
         let me = self.router.peer_id();
-        let mut rivals = self.claimants(&key, config.claim_wait).await;
+        let mut rivals = self.claimants(&key).await;
         rivals.retain(|p| p.peer < me);
         if rivals.is_empty() {
             self.claims.set(digest, Role::Upstream);
@@ -164,10 +168,14 @@ impl Inner {
         rx
     }
 
-    /// The nodes that advertise `key`, found within `window`.
-    async fn claimants(&self, key: &str, window: Duration) -> Vec<Provider> {
+    /// The nodes that advertise `key`: everything the lookup finds until its DHT query is
+    /// over (within [`CLAIM_LOOKUP_TIMEOUT`]). The query asks the nodes closest to the key,
+    /// and a claimant answers for itself as soon as its claim is in its own store, so a
+    /// complete lookup sees every claim made before it reached the claimant; a lookup cut
+    /// short by a fixed window did not, on a loaded machine, and let several nodes go upstream.
+    async fn claimants(&self, key: &str) -> Vec<Provider> {
         let mut found = self.router.lookup(key).await;
-        let deadline = tokio::time::Instant::now() + window;
+        let deadline = tokio::time::Instant::now() + CLAIM_LOOKUP_TIMEOUT;
         let mut all: Vec<Provider> = Vec::new();
         while let Ok(Some(p)) = tokio::time::timeout_at(deadline, found.recv()).await {
             if !self.peers.is_quarantined(&p.peer) && all.iter().all(|q| q.peer != p.peer) {
