@@ -264,7 +264,7 @@ async fn a_corrupt_peer_is_cut_off_and_quarantined() {
 }
 
 #[tokio::test]
-async fn a_stale_record_of_a_dead_node_costs_less_than_a_second() {
+async fn a_stale_record_of_a_dead_node_costs_at_most_one_failed_peer() {
     let block = Block::random();
     let Some(dns) = dns_for(block, 3) else { return };
     let (d1, d2, d3) = (empty_layout(), empty_layout(), empty_layout());
@@ -288,25 +288,33 @@ async fn a_stale_record_of_a_dead_node_costs_less_than_a_second() {
         wait_provider(&nodes[2], &key, &nodes[1]).await;
     }
     let pull = |base: String, digests: Vec<Digest>| async move {
-        let started = Instant::now();
         for (i, d) in digests.iter().enumerate() {
             let kind = if i == 0 { "manifests" } else { "blobs" };
             let r = get(&format!("{base}/v2/app/{kind}/{d}?ns=example.com")).await;
             assert_eq!(r.status, 200, "{kind} {d}");
             assert_eq!(Digest::sha256_of(&r.body), *d);
         }
-        started.elapsed()
     };
     let base = nodes[2].url();
-    let before = pull(base.clone(), img.digests.clone()).await;
+    pull(base.clone(), img.digests.clone()).await;
     // Node 1 dies; its provider records stay in the DHT until they expire.
     drop(nodes.remove(0));
     tokio::time::sleep(Duration::from_secs(6)).await; // past the lookup cache
-    let after = pull(base.clone(), img.digests.clone()).await;
-    assert!(
-        after < before + Duration::from_secs(1),
-        "before {before:?}, after {after:?}"
-    );
+    pull(base.clone(), img.digests.clone()).await;
+    // Every object came from node 2, and node 1 cost at most one failed attempt (then its
+    // quarantine, or the loss of its connection, keeps it out), not one per request; how long
+    // that takes is measured by bench/p2p.sh, not asserted here.
+    let m = scrape(nodes[1].metrics).await;
+    let failures: f64 = ["connect", "timeout", "status", "bad_response", "body"]
+        .iter()
+        .map(|r| {
+            value(
+                &m,
+                &format!("speil_mirror_peer_failures_total{{reason=\"{r}\"}}"),
+            )
+        })
+        .sum();
+    assert!(failures <= 1.0, "{m}");
 }
 
 #[tokio::test]
