@@ -134,7 +134,7 @@ struct Transfer {
     found: mpsc::Receiver<Provider>,
     span: Span,
     length: u64,
-    /// Hashes what arrives and holds the last chunk back until the blob is verified.
+    /// Hashes what arrives and holds the chunk with the last byte back until the blob is verified.
     relay: Relay,
     peer_bytes: prometheus_client::metrics::counter::Counter,
     /// The current peer's body; `None` once the transfer is over.
@@ -160,9 +160,10 @@ impl Transfer {
                         Failure::BadResponse
                     } else {
                         self.received += data.len() as u64;
-                        if let Some(previous) = self.relay.push(data).await {
-                            self.peer_bytes.inc_by(previous.len() as u64);
-                            return Some(Ok(previous));
+                        let last = self.received == self.length;
+                        if let Some(ready) = self.relay.push(data, last).await {
+                            self.peer_bytes.inc_by(ready.len() as u64);
+                            return Some(Ok(ready));
                         }
                         continue;
                     }

@@ -1,7 +1,7 @@
 //! Verifying a mirrored blob beside forwarding it. SHA-256 is the largest cost of the mirror
 //! path (about half of the forwarding node's CPU per byte), so it runs on the blocking pool, in
-//! order, while the connection's task receives the next chunk and sends the previous one: where a
-//! core is free, hashing and forwarding overlap instead of adding up. What must not change is the
+//! order, while the connection's task sends the chunk on and receives the next: where a core is
+//! free, hashing and forwarding overlap instead of adding up. What must not change is the
 //! guarantee: the last chunk is held back until every byte before and in it has been hashed and
 //! the digest matches, so a client never holds a complete corrupt blob.
 
@@ -91,13 +91,15 @@ impl Verifier {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Mismatch;
 
-/// The chunks of one blob on their way to the client: each is sent on when the next one arrives,
-/// and the last only once the whole blob is verified.
+/// The chunks of one blob on their way to the client: each is sent on at once, except the one
+/// that completes the blob, which waits until the whole blob is verified. (The length is known
+/// from the headers, so no chunk before it needs to wait for the next to arrive: a transfer holds
+/// no chunk of its own while the client is slow.)
 pub(super) struct Relay {
     /// `None` when the answer cannot be checked (a range of the blob, or a tag).
     verifier: Option<Verifier>,
-    /// The last chunk received, held back until the next arrives or the blob is verified.
-    pending: Option<Bytes>,
+    /// The chunk holding the blob's last byte, held back until the blob is verified.
+    last: Option<Bytes>,
 }
 
 impl Relay {
@@ -105,23 +107,29 @@ impl Relay {
     pub(super) fn new(want: Option<oci::Digest>) -> Relay {
         Relay {
             verifier: want.map(Verifier::new),
-            pending: None,
+            last: None,
         }
     }
 
-    /// `chunk` arrived (the bytes right after the previous chunk, from whichever peer): returns
-    /// the previous chunk, which is not the last and may now be sent.
-    pub(super) async fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
+    /// `chunk` arrived (the bytes right after the previous chunk, from whichever peer; `last`
+    /// when it ends the blob): returns it to be sent now, or `None` when it is the last and must
+    /// wait for [`Relay::finish`].
+    pub(super) async fn push(&mut self, chunk: Bytes, last: bool) -> Option<Bytes> {
         if let Some(v) = self.verifier.as_mut() {
             v.push(chunk.clone()).await;
         }
-        self.pending.replace(chunk)
+        if last {
+            self.last = Some(chunk);
+            None
+        } else {
+            Some(chunk)
+        }
     }
 
     /// Every byte arrived: the held-back last chunk when the blob matches its digest (`None` for
     /// an empty blob), [`Mismatch`] when it does not (the chunk is dropped, never sent).
     pub(super) async fn finish(&mut self) -> Result<Option<Bytes>, Mismatch> {
-        let last = self.pending.take();
+        let last = self.last.take();
         let verified = match self.verifier.take() {
             Some(v) => v.matches().await,
             None => true,
@@ -148,8 +156,12 @@ mod tests {
     ) -> (Vec<u8>, Result<(), Mismatch>) {
         let mut relay = Relay::new(want);
         let mut sent = Vec::new();
-        for chunk in bytes.chunks(size) {
-            if let Some(out) = relay.push(Bytes::copy_from_slice(chunk)).await {
+        let count = bytes.chunks(size).count();
+        for (i, chunk) in bytes.chunks(size).enumerate() {
+            if let Some(out) = relay
+                .push(Bytes::copy_from_slice(chunk), i + 1 == count)
+                .await
+            {
                 sent.extend_from_slice(&out);
             }
         }
@@ -207,17 +219,26 @@ mod tests {
         // over both, so a corrupt byte from the peer that took over is caught too.
         let (bytes, digest) = blob(500_000);
         let (first, rest) = bytes.split_at(123_457);
+        let resumed = |rest: Vec<u8>| {
+            let mut chunks: Vec<Bytes> = first.chunks(10_000).map(Bytes::copy_from_slice).collect();
+            chunks.extend(rest.chunks(70_000).map(Bytes::copy_from_slice));
+            chunks
+        };
         let mut relay = Relay::new(Some(digest.clone()));
-        for chunk in first.chunks(10_000).chain(rest.chunks(70_000)) {
-            relay.push(Bytes::copy_from_slice(chunk)).await;
+        let chunks = resumed(rest.to_vec());
+        let count = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            relay.push(chunk, i + 1 == count).await;
         }
         assert!(relay.finish().await.is_ok_and(|last| last.is_some()));
 
         let mut corrupt = rest.to_vec();
         corrupt[1] ^= 1;
         let mut relay = Relay::new(Some(digest));
-        for chunk in first.chunks(10_000).chain(corrupt.chunks(70_000)) {
-            relay.push(Bytes::copy_from_slice(chunk)).await;
+        let chunks = resumed(corrupt);
+        let count = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            relay.push(chunk, i + 1 == count).await;
         }
         assert_eq!(relay.finish().await, Err(Mismatch));
     }
