@@ -13,6 +13,7 @@ mod race;
 mod request;
 mod shared;
 mod transfer;
+mod verify;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
-//! Streaming a blob from peers to the client: every byte hashed, the last chunk held back until
-//! the whole blob is verified (so a client never holds a complete corrupt blob), and a peer that
-//! fails mid-way replaced by another that continues from the first byte not yet received.
+//! Streaming a blob from peers to the client: every byte hashed (beside forwarding, see
+//! `verify.rs`), the last chunk held back until the whole blob is verified (so a client never
+//! holds a complete corrupt blob), and a peer that fails mid-way replaced by another that
+//! continues from the first byte not yet received.
 
 use std::collections::VecDeque;
 use std::io;
@@ -20,6 +21,7 @@ use super::fetch::{BlobHead, build};
 use super::race::Won;
 use super::request::PeerRequest;
 use super::shared::{BODY_IDLE_TIMEOUT, Failure, Inner, source_header};
+use super::verify::Relay;
 use crate::error::ApiError;
 
 /// How long to wait for the lookup to name another provider when resuming.
@@ -101,7 +103,7 @@ pub(super) fn respond(
     let source = source_header(&provider.peer);
     let transfer = Transfer {
         peer_bytes: inner.metrics.bytes_counter("peer"),
-        hasher: verify.as_ref().map(oci::Digest::hasher),
+        relay: Relay::new(verify),
         inner,
         request,
         provider,
@@ -109,10 +111,8 @@ pub(super) fn respond(
         found,
         span,
         length,
-        verify,
         body: Some(body),
         received: 0,
-        pending: None,
         resumes: 0,
     };
     // The stream is polled by the client's connection itself: no task and no channel between
@@ -134,14 +134,12 @@ struct Transfer {
     found: mpsc::Receiver<Provider>,
     span: Span,
     length: u64,
-    verify: Option<oci::Digest>,
-    hasher: Option<oci::Hasher>,
+    /// Hashes what arrives and holds the chunk with the last byte back until the blob is verified.
+    relay: Relay,
     peer_bytes: prometheus_client::metrics::counter::Counter,
     /// The current peer's body; `None` once the transfer is over.
     body: Option<Incoming>,
     received: u64,
-    /// The last chunk received, held back until the next arrives or the whole blob is verified.
-    pending: Option<Bytes>,
     resumes: usize,
 }
 
@@ -162,17 +160,15 @@ impl Transfer {
                         Failure::BadResponse
                     } else {
                         self.received += data.len() as u64;
-                        if let Some(h) = self.hasher.as_mut() {
-                            h.update(&data);
-                        }
-                        if let Some(previous) = self.pending.replace(data) {
-                            self.peer_bytes.inc_by(previous.len() as u64);
-                            return Some(Ok(previous));
+                        let last = self.received == self.length;
+                        if let Some(ready) = self.relay.push(data, last).await {
+                            self.peer_bytes.inc_by(ready.len() as u64);
+                            return Some(Ok(ready));
                         }
                         continue;
                     }
                 }
-                Ok(None) if self.received == self.length => return self.finish(),
+                Ok(None) if self.received == self.length => return self.finish().await,
                 Ok(None) | Ok(Some(Err(_))) => Failure::Body,
                 Err(_) => Failure::Timeout,
             };
@@ -188,18 +184,16 @@ impl Transfer {
     }
 
     /// The whole body arrived: verify it, then release the held-back chunk.
-    fn finish(&mut self) -> Option<io::Result<Bytes>> {
+    async fn finish(&mut self) -> Option<io::Result<Bytes>> {
         self.body = None;
-        if let (Some(h), Some(want)) = (self.hasher.take(), &self.verify)
-            && h.finish() != *want
-        {
+        let Ok(last) = self.relay.finish().await else {
             self.inner.failed(&self.provider, Failure::DigestMismatch);
             return self.abort("the blob does not match its digest");
-        }
+        };
         self.inner
             .metrics
             .mirror_succeeded(&self.provider.peer, &self.request.reference);
-        let last = self.pending.take()?;
+        let last = last?;
         self.peer_bytes.inc_by(last.len() as u64);
         Some(Ok(last))
     }
@@ -208,7 +202,7 @@ impl Transfer {
     fn abort(&mut self, why: &str) -> Option<io::Result<Bytes>> {
         tracing::debug!(reason = why, "mirrored blob transfer aborted");
         self.body = None;
-        self.pending = None;
+        self.relay = Relay::new(None);
         Some(Err(io::Error::other(why.to_owned())))
     }
 
