@@ -161,7 +161,7 @@ impl Transfer {
                     } else {
                         self.received += data.len() as u64;
                         let last = self.received == self.length;
-                        if let Some(ready) = self.relay.push(data, last).await {
+                        if let Some(ready) = self.relay.push(data, last) {
                             self.peer_bytes.inc_by(ready.len() as u64);
                             return Some(Ok(ready));
                         }
@@ -186,7 +186,7 @@ impl Transfer {
     /// The whole body arrived: verify it, then release the held-back chunk.
     async fn finish(&mut self) -> Option<io::Result<Bytes>> {
         self.body = None;
-        let Ok(last) = self.relay.finish().await else {
+        let Ok(last) = self.relay.finish() else {
             self.inner.failed(&self.provider, Failure::DigestMismatch);
             return self.abort("the blob does not match its digest");
         };
