@@ -10,10 +10,12 @@ use std::time::Duration;
 use test_support::eventually;
 use test_support::image;
 use test_support::metrics::{scrape, status, value};
-use test_support::net::Block;
+use test_support::net::{Block, ROUTER_PORT};
 use test_support::process::Node;
 
-use crate::cluster::{cluster, dns_for, empty_layout, speil, state_of, wait_provider};
+use crate::cluster::{
+    cluster, dns_for, empty_layout, speil, start_node, state_of, wait_provider, wait_state,
+};
 
 const NODES: u8 = 12;
 const MAX_DIALS: usize = 3;
@@ -95,6 +97,73 @@ async fn a_cluster_keeps_a_sample_of_connections_and_every_node_still_finds_a_ho
     for n in &nodes {
         assert!(n.lines_at("ERROR").is_empty(), "{}", n.registry);
     }
+}
+
+/// Whether `node` has a connection open to the node with peer id `peer`.
+async fn connected_to(node: &Node, peer: &str) -> bool {
+    let list = status(node.metrics).await["peers"]["list"].clone();
+    list.as_array()
+        .is_some_and(|l| l.iter().any(|p| p["id"] == peer && p["connected"] == true))
+}
+
+/// A holder and a seeker, each keeping only a connection to a third node: the connections
+/// between them (the holder publishing to the seeker, the seeker looking up) are idle ones and
+/// close, from either side. The seeker holds the holder's record, and keeps handing it out.
+#[tokio::test]
+async fn a_holder_whose_connection_closed_for_being_idle_is_still_found() {
+    let block = Block::random();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| empty_layout()).collect();
+    let img = image::write_image(dirs[1].path(), "example.com/idle:1", &[1000], 32).unwrap();
+    let hub = start_node(block, 1, dirs[0].path(), &[]);
+    let to_hub = [
+        "--bootstrap-kind".to_owned(),
+        "static".to_owned(),
+        "--static-bootstrap-peers".to_owned(),
+        format!("/ip4/{}/tcp/{ROUTER_PORT}", block.ip(1)),
+        "--bootstrap-max-dials".to_owned(),
+        "1".to_owned(),
+    ];
+    let holder = start_node(block, 2, dirs[1].path(), &to_hub);
+    let debug = ["--log-level".to_owned(), "info,p2p=debug".to_owned()];
+    let seeker = start_node(block, 3, dirs[2].path(), &[&to_hub[..], &debug].concat());
+    for n in [&holder, &seeker] {
+        wait_state(n, "connected", Duration::from_secs(20)).await;
+    }
+    let key = img.layers[0].digest.to_string();
+    wait_provider(&seeker, &key, &holder).await;
+
+    // The idle timeout is 10 s; a dial back after an unsure close adds another 10 s.
+    eventually(
+        Duration::from_secs(60),
+        "holder and seeker no longer connected",
+        || async {
+            let apart = !connected_to(&seeker, &holder.peer_id).await
+                && !connected_to(&holder, &seeker.peer_id).await;
+            apart.then_some(())
+        },
+    )
+    .await;
+    let closes: Vec<String> = seeker
+        .lines_at("DEBUG")
+        .into_iter()
+        .filter(|l| l.contains("connection closed") && l.contains(&holder.peer_id))
+        .collect();
+    eprintln!("{}", closes.join("\n"));
+    assert!(
+        !closes.is_empty(),
+        "the seeker never had a connection to the holder close"
+    );
+    for n in [&hub, &holder, &seeker] {
+        let m = scrape(n.metrics).await;
+        assert_eq!(
+            value(&m, "speil_p2p_hidden_providers"),
+            0.0,
+            "{} hides a live holder",
+            n.registry
+        );
+    }
+    assert_eq!(state_of(&seeker).await, "connected");
+    wait_provider(&seeker, &key, &holder).await;
 }
 
 #[test]
