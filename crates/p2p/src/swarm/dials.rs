@@ -48,6 +48,13 @@ impl Answer {
         })
     }
 
+    /// Whether the round connected to a candidate it dialed (not one connected already).
+    pub(super) fn connected_new(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, DialOutcome::Connected(_)))
+    }
+
     /// Sends the outcomes to the controller.
     pub(super) fn send(self) {
         if let Some(reply) = self.reply {
@@ -216,6 +223,7 @@ mod tests {
         let answer = d.complete(round).expect("complete");
         let sample: Vec<PeerId> = answer.sample().collect();
         assert_eq!(sample.len(), 3);
+        assert!(answer.connected_new());
         answer.send();
         let outcomes = rx.try_recv().unwrap();
         assert_eq!(outcomes.len(), 10);
@@ -268,6 +276,10 @@ mod tests {
         assert!(d.next(round).is_none());
         let answer = d.complete(round).expect("nothing to dial");
         assert_eq!(answer.sample().collect::<Vec<_>>(), [a, b]);
+        assert!(
+            !answer.connected_new(),
+            "nothing new: no Kademlia bootstrap"
+        );
 
         let (tx, _rx) = oneshot::channel();
         let round = d.start(candidates(4), &[None, Some(a)], 2, tx);

@@ -84,14 +84,16 @@ impl EventLoop {
 
     /// Keeps the connections of the round's sample (of the peers connected already, those kept
     /// before first, so a healthy node's sample stays the same), fills the routing table from
-    /// the new peers, and answers the controller.
+    /// new peers, and answers the controller. A round that only found its sample connected
+    /// starts no Kademlia bootstrap: its queries would open connections to peers all over the
+    /// cluster every refresh, for nothing new (Kademlia also bootstraps every 5 minutes).
     fn answer(&mut self, answer: Answer) {
         let keep = &self.swarm.behaviour().keep;
         let (mut sample, others): (Vec<PeerId>, Vec<PeerId>) =
             answer.sample().partition(|p| keep.is_kept(p));
         sample.extend(others);
         let sample: HashSet<PeerId> = sample.into_iter().take(answer.max).collect();
-        if !sample.is_empty() {
+        if answer.connected_new() {
             let _ = self.kad().bootstrap();
         }
         self.swarm.behaviour_mut().keep.keep(sample);
