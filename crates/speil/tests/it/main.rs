@@ -37,4 +37,5 @@ mod mirror;
 mod private_network;
 mod readme;
 mod rogue;
+mod sample;
 mod status;
