@@ -277,7 +277,6 @@ BAD_VALUES = [
     ({"p2pPsk": {"existingSecret": "Not_A_Name"}}, "/p2pPsk/existingSecret"),
     ({"speil": {"peerCIDRs": ["nodes"]}}, "/speil/peerCIDRs/0"),
     ({"speil": {"p2pMaxConnections": 0}}, "/speil/p2pMaxConnections"),
-    ({"speil": {"bootstrapMaxDials": 0}}, "/speil/bootstrapMaxDials"),
     ({"speil": {"p2pMaxLookups": "many"}}, "/speil/p2pMaxLookups"),
     ({"speil": {"registryMaxRequests": 0}}, "/speil/registryMaxRequests"),
     ({"speil": {"registryHeaderTimeout": "10"}}, "/speil/registryHeaderTimeout"),
@@ -404,7 +403,6 @@ def test_peer_cidrs_and_bounds_reach_run():
     assert env["SPEIL_PEER_CIDRS"] == "10.0.0.0/16,fd00::/64"
     assert env["SPEIL_P2P_MAX_DIALS_PER_LOOKUP"] == "0"
     assert env["SPEIL_P2P_MAX_CONNECTIONS"] == "512"
-    assert env["SPEIL_BOOTSTRAP_MAX_DIALS"] == "8"
     assert env["SPEIL_REGISTRY_MAX_REQUESTS"] == "256"
     assert env["SPEIL_REGISTRY_IDLE_TIMEOUT"] == "120s"
     assert "SPEIL_PEER_CIDRS" not in env_of(

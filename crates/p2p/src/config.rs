@@ -25,10 +25,6 @@ pub struct Config {
     pub provider_republish: Duration,
     /// Where candidate nodes come from.
     pub bootstrap: Source,
-    /// Candidates a bootstrap round connects to (`--bootstrap-max-dials`): a random sample,
-    /// those already connected counting, more dialed only when dials fail. The connections of
-    /// the sample are kept open; other connections close once idle.
-    pub bootstrap_max_dials: usize,
     /// How often a healthy node looks for new nodes.
     pub refresh_interval: Duration,
     /// How long `isolated` or `discovery_failed` may last before one ERROR line.
@@ -73,10 +69,9 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Room for a cluster of a few hundred nodes (a node keeps a few connections of its own
-    /// bootstrap sample, those of other nodes' samples, and idle ones for a few seconds), and
-    /// for a pull of many images at once; far below what would let a flood of peers or records
-    /// exhaust the node.
+    /// Room for a cluster of a few hundred nodes, every node connected to every other (the
+    /// bootstrap dials every candidate), and for a pull of many images at once; far below what
+    /// would let a flood of peers or records exhaust the node.
     fn default() -> Self {
         Limits {
             max_connections: 512,
@@ -107,10 +102,6 @@ impl Limit {
 }
 
 impl Config {
-    /// `--bootstrap-max-dials` by default: a handful of kept connections per node, enough that
-    /// a node stays connected while several of its peers restart at once.
-    pub const DEFAULT_BOOTSTRAP_MAX_DIALS: u16 = 8;
-
     /// A configuration listening on `listen` with the defaults Speil's flags use.
     pub fn new(listen: SocketAddr) -> Self {
         Config {
@@ -120,7 +111,6 @@ impl Config {
             provider_ttl: Duration::from_secs(30 * 60),
             provider_republish: Duration::from_secs(10 * 60),
             bootstrap: Source::None,
-            bootstrap_max_dials: usize::from(Self::DEFAULT_BOOTSTRAP_MAX_DIALS),
             refresh_interval: Duration::from_secs(60),
             error_after: Duration::from_secs(120),
             http_bootstrap_addr: None,

@@ -27,12 +27,9 @@ pub(crate) enum Command {
         key: RecordKey,
         reply: mpsc::Sender<Provider>,
     },
-    /// Connect to a random sample of `max` of these candidates (those connected already count;
-    /// another is dialed for each dial that fails) and keep those connections; answer with one
-    /// outcome per candidate, in order.
+    /// Dial these candidates; answer with one outcome per candidate, in order.
     Dial {
         candidates: Vec<Candidate>,
-        max: usize,
         reply: oneshot::Sender<Vec<DialOutcome>>,
     },
     /// The peers this node knows.
@@ -84,10 +81,6 @@ impl Candidate {
 pub(crate) enum DialOutcome {
     /// A connection to this peer is open.
     Connected(PeerId),
-    /// A connection to this peer was open already: it counts, nothing was dialed.
-    AlreadyConnected(PeerId),
-    /// Not dialed: the sample was complete without it.
-    NotDialed,
     /// The dial failed.
     Failed(DialFailure),
     /// The connection reached this node itself; the address is never dialed again.
@@ -169,8 +162,6 @@ pub struct PeerInfo {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     pub(crate) connected: usize,
-    /// Peers of the bootstrap sample still connected.
-    pub(crate) kept: usize,
     pub(crate) routing: usize,
     /// The peer whose loss last left this node without connections.
     pub(crate) last_lost: Option<Lost>,

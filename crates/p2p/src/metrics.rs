@@ -67,8 +67,6 @@ pub struct Metrics {
     rounds: Family<ResultLabels, Counter>,
     connected: Gauge,
     routing: Gauge,
-    kept: Gauge,
-    hidden: Gauge,
     rtt: Histogram,
     advertised_tags: Family<RegistryLabels, Gauge>,
     advertised_images: Family<RegistryLabels, Gauge>,
@@ -126,18 +124,6 @@ impl Metrics {
             Family::default(),
         );
         let (connected, routing, rtt) = register_peers(registry);
-        let kept = register(
-            registry,
-            "speil_p2p_kept_peers",
-            "Peers of the last bootstrap round's sample with an open connection, kept open while other connections close once idle",
-            Gauge::default(),
-        );
-        let hidden = register(
-            registry,
-            "speil_p2p_hidden_providers",
-            "Providers whose records lookups are not answered with: their connection ended or a dial failed",
-            Gauge::default(),
-        );
         let (advertised_tags, advertised_images, advertised_contents) =
             register_advertised(registry);
         let identify = Family::<DirLabels, Counter>::default();
@@ -160,8 +146,6 @@ impl Metrics {
             rounds,
             connected,
             routing,
-            kept,
-            hidden,
             rtt,
             advertised_tags,
             advertised_images,
@@ -265,14 +249,9 @@ impl Metrics {
         self.rtt.observe(rtt.as_secs_f64());
     }
 
-    pub(crate) fn peers(&self, connected: usize, routing: usize, kept: usize) {
+    pub(crate) fn peers(&self, connected: usize, routing: usize) {
         self.connected.set(connected as i64);
         self.routing.set(routing as i64);
-        self.kept.set(kept as i64);
-    }
-
-    pub(crate) fn hidden_providers(&self, n: usize) {
-        self.hidden.set(n as i64);
     }
 }
 

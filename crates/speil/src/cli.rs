@@ -282,12 +282,6 @@ pub(crate) struct P2pArgs {
     #[arg(long, env = "SPEIL_STATIC_BOOTSTRAP_PEERS", value_delimiter = ',', required_if_eq("bootstrap_kind", "static"), value_parser = multiaddr)]
     pub(crate) static_bootstrap_peers: Vec<p2p::Multiaddr>,
 
-    /// Candidates a bootstrap round connects to: a random sample of the listed nodes (the ones
-    /// already connected count), more only when dials fail; Kademlia finds the rest. Those
-    /// connections are kept; others close when idle, so connections do not grow with the cluster.
-    #[arg(long, env = "SPEIL_BOOTSTRAP_MAX_DIALS", default_value_t = p2p::Config::DEFAULT_BOOTSTRAP_MAX_DIALS, value_parser = clap::value_parser!(u16).range(1..))]
-    pub(crate) bootstrap_max_dials: u16,
-
     /// How often a connected node looks for new nodes.
     #[arg(long, env = "SPEIL_BOOTSTRAP_REFRESH_INTERVAL", default_value = "60s", value_parser = duration)]
     pub(crate) bootstrap_refresh_interval: Duration,

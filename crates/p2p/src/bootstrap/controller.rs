@@ -1,6 +1,5 @@
 //! The bootstrap controller: runs discovery rounds, drops this node from the candidates, has the
-//! swarm connect to a random sample of the rest (`--bootstrap-max-dials`, see `swarm/dials.rs`;
-//! Kademlia finds the other nodes), derives the bootstrap state, and logs by the log policy: one DEBUG line
+//! swarm dial the rest, derives the bootstrap state, and logs by the log policy: one DEBUG line
 //! per dial (in the swarm task), one WARN line per round in which every dial failed or discovery
 //! failed (DEBUG during the first seconds of a node's life, when the other nodes of a rollout may
 //! still be starting), one INFO line per state change, and one ERROR line when `isolated` or
@@ -58,7 +57,6 @@ pub(crate) struct Controller {
     status: watch::Sender<BootstrapStatus>,
     metrics: Metrics,
     refresh: Duration,
-    max_dials: usize,
     error_after: Duration,
     state: State,
     failing_since: Option<Instant>,
@@ -109,7 +107,6 @@ impl Controller {
             status,
             metrics,
             refresh: config.refresh_interval,
-            max_dials: config.bootstrap_max_dials.max(1),
             error_after: config.error_after,
             state: State::Starting,
             failing_since: None,
@@ -138,7 +135,6 @@ impl Controller {
 
             let delay = self.next_delay();
             let deadline = tokio::time::Instant::now() + delay;
-            let mut kept_before = self.counts.borrow().kept;
             loop {
                 tokio::select! {
                     () = tokio::time::sleep_until(deadline) => break,
@@ -148,18 +144,11 @@ impl Controller {
                             return;
                         }
                         let was = self.state;
-                        let kept = self.counts.borrow().kept;
                         self.update_state();
                         // Lost every peer: look for them again now, not at the next refresh.
                         if was == State::Connected && self.state != State::Connected {
                             break;
                         }
-                        // Lost the whole sample: the connections left are idle ones that will
-                        // close; find another sample before they do.
-                        if kept_before > 0 && kept == 0 {
-                            break;
-                        }
-                        kept_before = kept;
                     }
                 }
             }
@@ -178,7 +167,7 @@ impl Controller {
         }
     }
 
-    /// One round: discover, drop self, connect to a sample of the rest, summarise.
+    /// One round: discover, drop self, dial the rest, summarise.
     async fn round(&mut self) -> Round {
         let mut round = Round::default();
         let candidates = match self.discover().await {
@@ -203,7 +192,6 @@ impl Controller {
                 .swarm
                 .send(Command::Dial {
                     candidates: others.clone(),
-                    max: self.max_dials,
                     reply: tx,
                 })
                 .await
@@ -220,19 +208,8 @@ impl Controller {
                 vec![DialOutcome::Failed(DialFailure::NoAnswer(ROUND_TIMEOUT)); others.len()]
             });
             for (c, outcome) in others.iter().zip(outcomes) {
-                if !matches!(
-                    outcome,
-                    DialOutcome::NotDialed | DialOutcome::AlreadyConnected(_)
-                ) {
-                    round.dialed += 1;
-                }
                 match outcome {
                     DialOutcome::Connected(_) => round.connected += 1,
-                    DialOutcome::AlreadyConnected(_) => {
-                        round.connected += 1;
-                        round.already_connected += 1;
-                    }
-                    DialOutcome::NotDialed => {}
                     DialOutcome::Failed(reason) => {
                         round.failed += 1;
                         if round.failures.len() < FAILURES_SHOWN {
@@ -246,6 +223,7 @@ impl Controller {
                     }
                 }
             }
+            round.dialed = others.len();
         }
         round.finished_unix = unix_now_secs();
         round
@@ -288,7 +266,6 @@ impl Controller {
                 source = self.kind.as_str(),
                 candidates = round.candidates,
                 self_dropped = round.self_dropped,
-                already_connected = round.already_connected,
                 dialed = round.dialed,
                 connected = round.connected,
                 failed = round.failed,

@@ -84,12 +84,8 @@ pub struct Round {
     pub candidates: usize,
     /// Candidates dropped before dialing because they are this node.
     pub self_dropped: usize,
-    /// Candidates dialed: a random sample of at most `--bootstrap-max-dials` less those
-    /// connected already, and one more for each dial that failed. The others were not dialed.
+    /// Candidates dialed.
     pub dialed: usize,
-    /// Candidates connected already when the round began; they count as part of the sample.
-    #[serde(default)]
-    pub already_connected: usize,
     /// Candidates this node is connected to after the round (newly or already).
     pub connected: usize,
     /// Dials that failed.

@@ -1,5 +1,5 @@
 //! The libp2p side of the router in one place: the network behaviour (Kademlia, identify,
-//! ping, which connections to keep, connection limits), the protocol names and versions Speil speaks, and the swarm built from them over the
+//! ping, connection limits), the protocol names and versions Speil speaks, and the swarm built from them over the
 //! transport in `transport.rs`. Speil nodes form their own DHT, apart from any other libp2p
 //! network, so every protocol name here is Speil's own. libp2p runs each connection in a task of
 //! its own; those tasks go on the router's task tracker, so shutdown waits for them (they end
@@ -14,7 +14,6 @@ use libp2p::swarm::{Executor, NetworkBehaviour};
 use libp2p::{StreamProtocol, Swarm, connection_limits, identify, kad, ping};
 use tokio_util::task::TaskTracker;
 
-use super::keep;
 use super::records::ProviderStore;
 use crate::config::{Config, Limits};
 use crate::guard::AddressGuard;
@@ -25,10 +24,6 @@ pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/speil/kad/
 const IDENTIFY_PROTOCOL: &str = "/speil/id/1.0.0";
 /// How long a Kademlia query (a lookup, a publication) may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a connection nothing keeps (see `keep.rs`) stays open once idle: long enough for
-/// the lookups and publications of a burst of pulls to reuse it, short enough that the
-/// connections Kademlia's queries open to every corner of a large cluster close soon after.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The identify agent string: `speil/<version>`.
 fn agent_version() -> String {
@@ -42,8 +37,6 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     /// Keeps "connected" true: a peer that stops answering is disconnected (see `on_ping`).
     pub(crate) ping: ping::Behaviour,
-    /// Keeps the bootstrap sample's connections open; the others close once idle.
-    pub(crate) keep: keep::Behaviour,
     /// Denies a connection over `--p2p-max-connections`, `-per-peer` or `-pending-connections`.
     limits: connection_limits::Behaviour,
 }
@@ -85,7 +78,6 @@ impl Behaviour {
             kad,
             identify,
             ping,
-            keep: keep::Behaviour::default(),
             limits: connection_limits::Behaviour::new(connection_limits(&config.limits)),
         }
     }
@@ -119,13 +111,12 @@ pub(crate) fn build(
             )?)
         })?
         .with_behaviour(|key| Behaviour::new(key, config))?
-        // The bootstrap sample's connections stay open while pings are answered (`keep`):
-        // "connected" is a live connection, so it must not lapse because a quiet cluster had
-        // nothing to look up. Every other connection closes once idle.
+        // Connections between nodes stay open while pings are answered: "connected" is a live
+        // connection, so it must not lapse because a quiet cluster had nothing to look up.
         // The configuration `with_tokio` starts from, with the tracker for tokio's executor.
         .with_swarm_config(|_| {
             libp2p::swarm::Config::with_executor(Tracked(tasks.clone()))
-                .with_idle_connection_timeout(IDLE_TIMEOUT)
+                .with_idle_connection_timeout(Duration::MAX)
         })
         .build();
     Ok(swarm)

@@ -6,9 +6,7 @@
 //! own one piece of state and never touch the network themselves, and carries out what they
 //! ask for (start a query, dial a peer):
 //! - `lookups`: provider lookups (shared queries, the result cache, providers waited for).
-//! - `dials`: bootstrap dial rounds and their outcomes; `rounds` dials them; `keep` keeps the
-//!   connections of a round's sample open, and lets the others close once idle.
-//! - `closes`: what a closed connection says about its peer (idle, or gone).
+//! - `dials`: bootstrap dial rounds and their outcomes; `rounds` dials them.
 //! - `address_book`: where peers can be reached.
 //! - `handshakes`: failed private network handshakes, logged once per address.
 //! - `provide`: which keys are provided and the queue of records to publish.
@@ -17,10 +15,8 @@
 
 mod address_book;
 pub(crate) mod behaviour;
-mod closes;
 mod dials;
 mod handshakes;
-mod keep;
 mod lookups;
 mod provide;
 mod records;
@@ -33,8 +29,8 @@ use futures::StreamExt as _;
 use libp2p::core::ConnectedPoint;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
 use libp2p::metrics::Recorder as _;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionError, ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -67,7 +63,6 @@ pub(crate) struct EventLoop {
     book: AddressBook,
     liveness: Liveness,
     handshakes: Handshakes,
-    dial_backs: closes::DialBacks,
 }
 
 impl EventLoop {
@@ -92,7 +87,6 @@ impl EventLoop {
             book: AddressBook::new(guard),
             liveness: Liveness::new(config.peer_down_for),
             handshakes: Handshakes::default(),
-            dial_backs: closes::DialBacks::default(),
         }
     }
 
@@ -138,11 +132,7 @@ impl EventLoop {
                 self.publish_queued();
             }
             Command::Lookup { key, reply } => self.lookup(key, reply),
-            Command::Dial {
-                candidates,
-                max,
-                reply,
-            } => self.dial_round(candidates, max, reply),
+            Command::Dial { candidates, reply } => self.dial_round(candidates, reply),
             Command::Peers(reply) => {
                 let _ = reply.send(self.peers());
             }
@@ -242,15 +232,10 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
-                endpoint,
                 num_established,
                 cause,
                 ..
-            } => {
-                let verdict = closes::verdict(endpoint.is_dialer(), cause.as_ref());
-                tracing::debug!(peer = %peer_id, remaining = num_established, ?cause, ?verdict, "connection closed");
-                self.on_closed(peer_id, connection_id, num_established, verdict);
-            }
+            } => self.on_closed(peer_id, connection_id, num_established, cause.as_ref()),
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
                 error,
@@ -290,11 +275,6 @@ impl EventLoop {
                 tracing::debug!(peer = ?peer, error = %e, "dial failed");
                 if let Some(peer) = peer {
                     self.liveness.failed(peer);
-                    if matches!(e, DialError::Transport(_)) {
-                        // Unreachable: hide its records until it is back.
-                        self.kad().store_mut().peer_gone(peer);
-                        self.publish_counts();
-                    }
                 }
                 DialOutcome::Failed(DialFailure::from(e))
             }
@@ -310,34 +290,16 @@ impl EventLoop {
         peer: PeerId,
         connection: ConnectionId,
         remaining: u32,
-        verdict: closes::Verdict,
+        cause: Option<&ConnectionError>,
     ) {
         self.book.closed(connection);
+        tracing::debug!(%peer, remaining, cause = ?cause, "connection closed");
         if remaining == 0 {
-            match verdict {
-                closes::Verdict::ClosedHere => {}
-                closes::Verdict::Gone => {
-                    self.liveness.failed(peer);
-                    // Its records stay, hidden from lookups until it connects again.
-                    self.kad().store_mut().peer_gone(peer);
-                }
-                // A holder of records here: its records matter, so find out whether it lives.
-                // This node dialed the new connection, so it closes it when idle, and no
-                // dial back follows.
-                closes::Verdict::Unsure
-                    if self.kad().store_mut().provides(&peer)
-                        && self.dial_backs.allow(peer, Instant::now()) =>
-                {
-                    let opts = DialOpts::peer_id(peer)
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .addresses(self.book.addrs(&peer).to_vec())
-                        .build();
-                    if let Err(e) = self.swarm.dial(opts) {
-                        tracing::debug!(%peer, error = %e, "cannot dial a holder back");
-                    }
-                }
-                closes::Verdict::Unsure => {}
+            if cause.is_some() {
+                self.liveness.failed(peer);
             }
+            // Its records stay, hidden from lookups until it connects again.
+            self.kad().store_mut().peer_gone(peer);
             let others = self.swarm.connected_peers().count();
             self.liveness
                 .disconnected(peer, others, timing::unix_now_secs());
@@ -396,7 +358,6 @@ impl EventLoop {
             Err(e) => {
                 tracing::debug!(peer = %event.peer, error = %e, "peer did not answer a ping; disconnecting");
                 self.liveness.failed(event.peer);
-                self.kad().store_mut().peer_gone(event.peer);
                 self.swarm.close_connection(event.connection);
                 self.kad().remove_peer(&event.peer);
                 self.publish_counts();
@@ -451,19 +412,12 @@ impl EventLoop {
     }
 
     fn publish_counts(&mut self) {
-        let swarm = &self.swarm;
-        let kept = swarm.behaviour().keep.kept();
-        let kept = kept.filter(|p| swarm.is_connected(p)).count();
         let counts = Counts {
             connected: self.swarm.connected_peers().count(),
-            kept,
             routing: self.routing_peers(),
             last_lost: self.liveness.last_lost(),
         };
-        self.metrics
-            .peers(counts.connected, counts.routing, counts.kept);
-        let hidden = self.kad().store_mut().hidden();
-        self.metrics.hidden_providers(hidden);
+        self.metrics.peers(counts.connected, counts.routing);
         self.counts.send_if_modified(|c| {
             let changed = *c != counts;
             *c = counts;

@@ -14,14 +14,11 @@
 //!
 //! Speil stores no values in the DHT (only provider records), so value records are refused.
 //!
-//! Providers known to be down are "gone": their records stay, but no lookup is answered with
-//! them until they connect again (or the records expire). A provider is gone when its last
-//! connection ends in a way that says so (see `closes.rs`: not when a connection merely closed
-//! for being idle, or live holders' records would vanish), when a ping to it fails, or when a
-//! dial to it fails. A holder publishes to the nodes closest to a key, so when it dies while
-//! those connections are open those nodes see them end at once. Without this, the records of
-//! dead holders would be handed out until they expire (30 minutes), and since a key keeps its
-//! first providers, the
+//! Providers this node has lost every connection to are "gone": their records stay, but no
+//! lookup is answered with them until they connect again (or the records expire). A holder
+//! publishes to the nodes closest to a key and stays connected to them, so when it dies those
+//! nodes see its connection close at once. Without this, the records of dead holders would be
+//! handed out until they expire (30 minutes), and since a key keeps its first providers, the
 //! live holders that published later would not be found at all (issue 15 measured 0 providers
 //! found with 4 of 30 holders alive). A key therefore keeps many more providers than Kademlia's
 //! replication factor of 20 (most keys have a handful; an image on every node of a large
@@ -84,16 +81,6 @@ impl ProviderStore {
             self.gone.clear(); // forgetting who is gone only shows their records again
         }
         self.gone.insert(peer);
-    }
-
-    /// How many providers' records are hidden.
-    pub(crate) fn hidden(&self) -> usize {
-        self.gone.len()
-    }
-
-    /// Whether `peer` (another node) has provider records here.
-    pub(crate) fn provides(&self, peer: &PeerId) -> bool {
-        self.per_peer.contains_key(peer)
     }
 
     /// `peer` is connected again: its records are handed out again.

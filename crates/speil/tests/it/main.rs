@@ -37,5 +37,4 @@ mod mirror;
 mod private_network;
 mod readme;
 mod rogue;
-mod sample;
 mod status;

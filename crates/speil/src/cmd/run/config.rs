@@ -50,7 +50,6 @@ pub(super) fn p2p_config(args: &P2pArgs) -> anyhow::Result<p2p::Config> {
     config.provider_republish = args.provider_republish_interval;
     config.bootstrap = bootstrap;
     config.refresh_interval = args.bootstrap_refresh_interval;
-    config.bootstrap_max_dials = usize::from(args.bootstrap_max_dials);
     config.error_after = args.bootstrap_error_after;
     config.http_bootstrap_addr = args.http_bootstrap_addr;
     config.ping_interval = args.peer_ping_interval;
