@@ -35,17 +35,9 @@ A=127.78.0.1
 B=127.78.0.2
 NGINX=127.78.0.3
 
-PROFILE=release
-$QUICK && PROFILE=debug
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-echo "==> building speil and gen-layout ($PROFILE)"
-if [[ $PROFILE == release ]]; then
-    cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-else
-    cargo build -q --locked -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-fi
-SPEIL=${SPEIL_BIN:-$TARGET/$PROFILE/speil}
-GEN=$TARGET/$PROFILE/gen-layout
+bins "$QUICK" speil speil-test-support
+SPEIL=${SPEIL_BIN:-$BIN/speil}
+GEN=$BIN/gen-layout
 
 echo "==> generating content on node A ($BIG_SIZE layer, $MANY_COUNT x $MANY_SIZE layers, $SMALL_COUNT small images)"
 "$GEN" "$SCRATCH/a" image example.com/bench/big:1 "$BIG_SIZE" >/dev/null

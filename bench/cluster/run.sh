@@ -88,18 +88,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Quick mode takes the debug build CI has just made; the full run measures the release build.
-PROFILE=release
-$QUICK && PROFILE=debug
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-echo "==> building speil, gen-layout and cri-pull ($PROFILE)"
-if [[ $PROFILE == release ]]; then
-    cargo build --release -q -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-else
-    cargo build -q --locked -p speil -p speil-test-support --manifest-path "$ROOT/Cargo.toml"
-fi
-SPEIL=${SPEIL_BIN:-$TARGET/$PROFILE/speil}
-GEN=$TARGET/$PROFILE/gen-layout
-CRI_PULL=$TARGET/$PROFILE/cri-pull
+bins "$QUICK" speil speil-test-support
+SPEIL=${SPEIL_BIN:-$BIN/speil}
+GEN=$BIN/gen-layout
+CRI_PULL=$BIN/cri-pull
 if [[ $CONTAINERD == 2 ]]; then
     bin=${SPEIL_CONTAINERD2_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/speil-containerd/v2.4.2/bin}
     CONTAINERD_BIN=$bin/containerd CTR_BIN=$bin/ctr
